@@ -1,0 +1,46 @@
+//! The `ccgate` command.
+//!
+//! Today it has one subcommand, `ccgate claims`, which evaluates a claims
+//! expression against a JSON document; the gateway (`serve`, `check`)
+//! follows.
+
+mod claims_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ccgate: an OAuth 2.0 client-credentials gateway.
+#[derive(Debug, Parser)]
+#[command(name = "ccgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate a claims expression against a JSON document.
+    ///
+    /// Prints `true` and exits 0 when it holds, prints `false` and exits 1
+    /// when it does not; exits 2 when the expression or the document is
+    /// malformed.
+    Claims {
+        /// The expression, e.g. "Equals(`grp`, `admin`)".
+        expression: String,
+        /// The JSON document: a file, or `-` (the default) for standard input.
+        #[arg(value_name = "JSON_FILE|-", default_value = "-")]
+        document: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Claims {
+            expression,
+            document,
+        } => claims_cmd::run(&expression, &document),
+    }
+}
