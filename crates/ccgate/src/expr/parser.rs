@@ -220,6 +220,7 @@ impl<'a> Parser<'a> {
             .functions
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
+            .or_else(|| self.functions.iter().find(|f| is_near(f.name, name)))
             .map(|f| format!("; did you mean `{}`?", f.name))
             .unwrap_or_default();
         let known = self
@@ -234,5 +235,41 @@ impl<'a> Parser<'a> {
             known,
         };
         Err(self.error(kind, span))
+    }
+}
+
+/// Whether `a` and `b` differ by at most two edits (insertions, deletions,
+/// substitutions), ignoring ASCII case: close enough to suggest `a`.
+fn is_near(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len().abs_diff(b.len()) > 2 {
+        return false;
+    }
+    // Levenshtein distance, one row at a time.
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()] <= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_near;
+
+    #[test]
+    fn near_names_are_suggested() {
+        assert!(is_near("Equals", "Equal"));
+        assert!(is_near("Equals", "equlas"));
+        assert!(is_near("OneOf", "oneof"));
+        assert!(!is_near("Equals", "Prefix"));
+        assert!(!is_near("Host", "PathPrefix"));
     }
 }

@@ -1,0 +1,6 @@
+//! Integration tests of the `ccgate` library.
+
+mod claims_edge_cases;
+mod claims_seed;
+mod expr_errors;
+mod expr_properties;
