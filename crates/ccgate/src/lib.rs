@@ -1,9 +1,10 @@
 //! ccgate: an OAuth 2.0 client-credentials gateway, as a library.
 //!
-//! This crate holds the pieces of the `oAuthClientCredentials` middleware
-//! that do not need a gateway process around them. Today that is the
-//! expression language ([`expr`]) and the claims checks built on it
-//! ([`claims`]).
+//! This crate holds the `oAuthClientCredentials` middleware, usable without
+//! a gateway process around it: the expression language ([`expr`]), the
+//! claims checks built on it ([`claims`]) and client credentials
+//! ([`credentials`]).
 
 pub mod claims;
+pub mod credentials;
 pub mod expr;
