@@ -7,4 +7,6 @@
 
 pub mod claims;
 pub mod credentials;
+pub mod decision;
 pub mod expr;
+pub mod store;

@@ -1,0 +1,256 @@
+//! Cache keys: a keyed hash (HMAC-SHA-256) of everything that decides
+//! which token a request gets.
+//!
+//! The hash covers the token endpoint URL, audience, scopes, client
+//! authentication method, client id and client secret, each
+//! length-prefixed so that no two different tuples encode alike. Raw ids
+//! and secrets never appear in a key, and a wrong secret for a known
+//! client id hashes to another key, so it can never hit the right one's
+//! entry.
+//!
+//! The HMAC key comes from `store.secret` when set. Without it, a process
+//! with only a memory store uses a random key of its own; a shared store
+//! (Redis) without a secret must use one key on every replica, so a fixed,
+//! public one is used: the keys then still hide ids and secrets from a
+//! casual reader, but a weak client secret could be guessed offline from
+//! them — set `store.secret` with a shared store.
+
+use std::fmt;
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+
+use crate::credentials::Credentials;
+
+/// Where the HMAC key comes from.
+#[derive(Clone, Copy)]
+pub enum KeyMaterial<'a> {
+    /// Derived from `store.secret`.
+    Secret(&'a [u8]),
+    /// Random, for a store that lives in this process only.
+    PerProcess,
+    /// A fixed public key, for a shared store without `store.secret`.
+    Public,
+}
+
+impl fmt::Debug for KeyMaterial<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Secret(_) => "Secret([REDACTED])",
+            Self::PerProcess => "PerProcess",
+            Self::Public => "Public",
+        })
+    }
+}
+
+/// Domain separation for the HMAC key derived from `store.secret`, so the
+/// same secret used for sealing never serves as a MAC key directly.
+const KEY_LABEL: &[u8] = b"ccgate cache key v1";
+
+/// Derives [`CacheKey`]s for one middleware: the parts that do not depend
+/// on the caller are hashed once, when it is built.
+#[derive(Clone)]
+pub struct KeyDeriver {
+    prefilled: hmac::Context,
+}
+
+impl KeyDeriver {
+    /// A deriver for requests to `url` for `audience` with `scopes`, using
+    /// `auth_method` (its configured name, e.g. `auto`).
+    ///
+    /// # Panics
+    ///
+    /// Only if the system's random source fails ([`KeyMaterial::PerProcess`]).
+    #[must_use]
+    pub fn new(
+        material: KeyMaterial<'_>,
+        url: &str,
+        audience: &str,
+        scopes: &[String],
+        auth_method: &str,
+    ) -> Self {
+        let key = match material {
+            KeyMaterial::Secret(secret) => {
+                let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), KEY_LABEL);
+                hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref())
+            }
+            KeyMaterial::PerProcess => {
+                let mut random = [0u8; 32];
+                SystemRandom::new()
+                    .fill(&mut random)
+                    .expect("the system random source works");
+                hmac::Key::new(hmac::HMAC_SHA256, &random)
+            }
+            KeyMaterial::Public => hmac::Key::new(hmac::HMAC_SHA256, KEY_LABEL),
+        };
+        let mut prefilled = hmac::Context::with_key(&key);
+        for part in [url.as_bytes(), audience.as_bytes(), auth_method.as_bytes()] {
+            update(&mut prefilled, part);
+        }
+        prefilled.update(&(scopes.len() as u64).to_be_bytes());
+        for scope in scopes {
+            update(&mut prefilled, scope.as_bytes());
+        }
+        Self { prefilled }
+    }
+
+    /// The key of `credentials`' token.
+    #[must_use]
+    pub fn derive(&self, credentials: &Credentials) -> CacheKey {
+        let mut context = self.prefilled.clone();
+        update(&mut context, credentials.id().as_bytes());
+        update(
+            &mut context,
+            credentials.secret().expose_secret().as_bytes(),
+        );
+        let mut key = [0u8; 32];
+        key.copy_from_slice(context.sign().as_ref());
+        CacheKey(key)
+    }
+}
+
+impl fmt::Debug for KeyDeriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyDeriver([REDACTED])")
+    }
+}
+
+/// Feeds `part` with its length first, so boundaries are unambiguous.
+fn update(context: &mut hmac::Context, part: &[u8]) {
+    context.update(&(part.len() as u64).to_be_bytes());
+    context.update(part);
+}
+
+/// The key of one cached token: 32 bytes of HMAC-SHA-256.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    /// The key as written to a shared store: `prefix` then the hash in
+    /// unpadded base64url (43 characters).
+    #[must_use]
+    pub fn store_key(&self, prefix: &str) -> String {
+        let mut key = String::with_capacity(prefix.len() + 43);
+        key.push_str(prefix);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(self.0, &mut key);
+        key
+    }
+
+    /// The raw hash.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({})", self.store_key(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn creds(id: &str, secret: &str) -> Credentials {
+        Credentials::new(id, SecretString::from(secret))
+    }
+
+    fn deriver(material: KeyMaterial<'_>) -> KeyDeriver {
+        KeyDeriver::new(
+            material,
+            "https://idp/token",
+            "api",
+            &["read".into()],
+            "auto",
+        )
+    }
+
+    #[test]
+    fn equal_inputs_give_equal_keys() {
+        let d = deriver(KeyMaterial::Secret(b"0123456789abcdef"));
+        assert_eq!(d.derive(&creds("app", "s")), d.derive(&creds("app", "s")));
+        let again = deriver(KeyMaterial::Secret(b"0123456789abcdef"));
+        assert_eq!(
+            d.derive(&creds("app", "s")),
+            again.derive(&creds("app", "s")),
+            "replicas agree"
+        );
+        let public = (deriver(KeyMaterial::Public), deriver(KeyMaterial::Public));
+        assert_eq!(
+            public.0.derive(&creds("app", "s")),
+            public.1.derive(&creds("app", "s"))
+        );
+    }
+
+    #[test]
+    fn every_input_changes_the_key() {
+        let secret = KeyMaterial::Secret(b"0123456789abcdef");
+        let base = deriver(secret).derive(&creds("app", "s"));
+        let variants = [
+            deriver(secret).derive(&creds("app", "t")),
+            deriver(secret).derive(&creds("apq", "s")),
+            deriver(secret).derive(&creds("ap", "ps")),
+            KeyDeriver::new(
+                secret,
+                "https://idp/token2",
+                "api",
+                &["read".into()],
+                "auto",
+            )
+            .derive(&creds("app", "s")),
+            KeyDeriver::new(
+                secret,
+                "https://idp/token",
+                "api2",
+                &["read".into()],
+                "auto",
+            )
+            .derive(&creds("app", "s")),
+            KeyDeriver::new(secret, "https://idp/token", "api", &[], "auto")
+                .derive(&creds("app", "s")),
+            KeyDeriver::new(
+                secret,
+                "https://idp/token",
+                "api",
+                &["re".into(), "ad".into()],
+                "auto",
+            )
+            .derive(&creds("app", "s")),
+            KeyDeriver::new(
+                secret,
+                "https://idp/token",
+                "api",
+                &["read".into()],
+                "client_secret_post",
+            )
+            .derive(&creds("app", "s")),
+            deriver(KeyMaterial::Secret(b"fedcba9876543210")).derive(&creds("app", "s")),
+            deriver(KeyMaterial::Public).derive(&creds("app", "s")),
+        ];
+        for (i, variant) in variants.iter().enumerate() {
+            assert_ne!(*variant, base, "variant {i}");
+        }
+    }
+
+    #[test]
+    fn per_process_keys_differ_between_derivers() {
+        let a = deriver(KeyMaterial::PerProcess).derive(&creds("app", "s"));
+        let b = deriver(KeyMaterial::PerProcess).derive(&creds("app", "s"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn store_keys_carry_the_prefix_and_no_raw_input() {
+        let key = deriver(KeyMaterial::Public).derive(&creds("my-client-id", "my-client-secret"));
+        let stored = key.store_key("ccgate:");
+        assert!(stored.starts_with("ccgate:"));
+        assert_eq!(stored.len(), "ccgate:".len() + 43);
+        assert!(!stored.contains("my-client"));
+        assert!(!format!("{key:?}").contains("my-client"));
+    }
+}
