@@ -1,0 +1,487 @@
+//! The token endpoint client: one [`Endpoint`] per configured `url` and
+//! TLS settings, holding one HTTP client.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use reqwest::{Response, StatusCode, Url};
+
+use super::auth::{self, AuthMethod, Memory, Placement};
+use super::error::oauth_error_code;
+use super::settings::EndpointSettings;
+use super::settings::is_loopback;
+use super::tls;
+use super::{BuildError, FetchError, TokenResponse, retry};
+use crate::credentials::Credentials;
+
+/// Largest success body read; a larger one is [`FetchError::Malformed`].
+const MAX_TOKEN_BODY: usize = 256 * 1024;
+
+/// Largest error body read for its OAuth `error` code.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// A client of one token endpoint (RFC 6749 §4.4). Cheap to clone: clones
+/// share the HTTP client, its connection pool and what `auto` learned.
+///
+/// Each [`fetch`](Endpoint::fetch) sends
+/// `POST url` with `Content-Type: application/x-www-form-urlencoded`,
+/// `Accept: application/json` and the body
+/// `grant_type=client_credentials&audience=…[&scope=…]`, authenticated per
+/// [`AuthMethod`]. Redirects are not followed. Proxies from the
+/// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` environment are used, except for
+/// a loopback `url` (`localhost`, `127.0.0.0/8`, `::1`), which is always
+/// reached directly.
+///
+/// # Retries
+///
+/// An attempt that fails to connect, is cut short, times out, or gets 429
+/// or a 5xx is retried up to `max_retries` times, after a pause of full
+/// jitter between zero and `min(2 s, 100 ms × 2^n)` for the n-th retry
+/// ([`BACKOFF_BASE`](super::BACKOFF_BASE), [`BACKOFF_CAP`](super::BACKOFF_CAP));
+/// a `Retry-After` in seconds replaces it, capped at 2 s. Other
+/// 4xx answers, 3xx answers and bad success bodies are final. The worst
+/// case of one fetch is therefore about `(max_retries + 1) × timeout` plus
+/// the pauses, twice that with the `auto` fallback.
+///
+/// # `auto`
+///
+/// The first request of a client id uses HTTP Basic. If it is answered
+/// 400 or 401, the credentials are sent once more in the body (with its own
+/// retries). When the body works, the client id is remembered (bounded,
+/// see [`MAX_REMEMBERED_CLIENTS`](super::MAX_REMEMBERED_CLIENTS)) and its
+/// later fetches start with the body, falling back to Basic the same way if
+/// that is refused. When both are refused, the error is the rejection of
+/// the body attempt (Basic is the usual "wrong method" answer); when the
+/// fallback fails otherwise (timeout, 5xx, …), that failure is returned.
+///
+/// # Concurrency
+///
+/// `fetch` takes `&self` and may run from many tasks at once; each call is
+/// independent (coalescing concurrent requests for one key is the cache's
+/// job). Racing fallbacks for one client id all learn the same method.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    url: Url,
+    audience: String,
+    scopes: Vec<String>,
+    auth_method: AuthMethod,
+    timeout: Duration,
+    max_retries: u32,
+    /// `grant_type=…&audience=…[&scope=…]`, encoded once.
+    form: String,
+    memory: Memory,
+}
+
+impl Endpoint {
+    /// Validates `settings` and builds the HTTP client.
+    ///
+    /// For an `https` URL without `clientConfig.tls.ca`, this reads the
+    /// system trust store. With `insecure_skip_verify` it logs a warning.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming the option: `url` not an absolute `http` or
+    /// `https` URL, or holding credentials or a fragment; an empty
+    /// `audience`; a scope that is empty or has characters outside RFC 6749
+    /// §3.3; a zero `clientConfig.timeoutSeconds`; PEM text in
+    /// `clientConfig.tls.ca`, `.cert` or `.key` that does not parse; a
+    /// certificate without key or the reverse; a key that does not belong
+    /// to the certificate. The error never holds key material.
+    pub fn new(settings: EndpointSettings) -> Result<Self, BuildError> {
+        let url = settings.validate()?;
+        let https = url.scheme() == "https";
+        let tls = tls::client_config(&settings.tls, url.as_str(), https)?;
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(settings.timeout)
+            .user_agent(concat!("ccgate/", env!("CARGO_PKG_VERSION")));
+        if is_loopback(&url) {
+            builder = builder.no_proxy();
+        }
+        let client = builder.build().map_err(|e| BuildError::Client {
+            detail: transport_detail(&e),
+        })?;
+        let mut form = format!(
+            "grant_type=client_credentials&audience={}",
+            auth::form_urlencode(&settings.audience)
+        );
+        if !settings.scopes.is_empty() {
+            form.push_str("&scope=");
+            form.push_str(&auth::form_urlencode(&settings.scopes.join(" ")));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                url,
+                audience: settings.audience,
+                scopes: settings.scopes,
+                auth_method: settings.auth_method,
+                timeout: settings.timeout,
+                max_retries: settings.max_retries,
+                form,
+                memory: Memory::default(),
+            }),
+        })
+    }
+
+    /// The token endpoint URL, normalized.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        self.inner.url.as_str()
+    }
+
+    /// The `audience` sent.
+    #[must_use]
+    pub fn audience(&self) -> &str {
+        &self.inner.audience
+    }
+
+    /// The scopes sent.
+    #[must_use]
+    pub fn scopes(&self) -> &[String] {
+        &self.inner.scopes
+    }
+
+    /// The configured client authentication method.
+    #[must_use]
+    pub fn auth_method(&self) -> AuthMethod {
+        self.inner.auth_method
+    }
+
+    /// Requests an access token for `credentials` (RFC 6749 §4.4.2), with
+    /// the retries and the `auto` fallback described on [`Endpoint`].
+    ///
+    /// # Errors
+    ///
+    /// A [`FetchError`] describing the last attempt: rejected (4xx other
+    /// than 429), unreachable, unavailable (429/5xx), malformed answer, or
+    /// timeout. It never holds the secret, the token or the answer's body.
+    pub async fn fetch(&self, credentials: &Credentials) -> Result<TokenResponse, FetchError> {
+        let inner = &*self.inner;
+        match inner.auth_method {
+            AuthMethod::ClientSecretBasic => inner.exchange(credentials, Placement::Header).await,
+            AuthMethod::ClientSecretPost => inner.exchange(credentials, Placement::Body).await,
+            AuthMethod::Auto => inner.fetch_auto(credentials).await,
+        }
+    }
+}
+
+impl Inner {
+    async fn fetch_auto(&self, credentials: &Credentials) -> Result<TokenResponse, FetchError> {
+        let first = self.memory.first_placement(credentials.id());
+        let first_error = match self.exchange(credentials, first).await {
+            Ok(token) => {
+                self.memory.learned(credentials.id(), first);
+                return Ok(token);
+            }
+            Err(
+                error @ FetchError::Rejected {
+                    status: 400 | 401, ..
+                },
+            ) => error,
+            Err(error) => return Err(error),
+        };
+        let second = first.other();
+        tracing::debug!(
+            client_id = credentials.id(),
+            from = first.as_str(),
+            to = second.as_str(),
+            "token endpoint refused the client authentication method; trying the other one"
+        );
+        match self.exchange(credentials, second).await {
+            Ok(token) => {
+                self.memory.learned(credentials.id(), second);
+                Ok(token)
+            }
+            Err(second_error @ FetchError::Rejected { .. }) => Err(match second {
+                Placement::Body => second_error,
+                Placement::Header => first_error,
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// One token request with its retries.
+    async fn exchange(
+        &self,
+        credentials: &Credentials,
+        placement: Placement,
+    ) -> Result<TokenResponse, FetchError> {
+        let (authorization, body) = match placement {
+            Placement::Header => (
+                Some(auth::basic_authorization(credentials)),
+                self.form.clone(),
+            ),
+            Placement::Body => (
+                None,
+                self.form.clone() + &auth::body_credentials(credentials),
+            ),
+        };
+        let mut retry = 0;
+        loop {
+            let started = Instant::now();
+            let outcome = tokio::time::timeout(
+                self.timeout,
+                self.attempt(authorization.as_ref(), body.clone()),
+            )
+            .await
+            .unwrap_or_else(|_elapsed| Err(Failure::retryable(FetchError::Timeout, None)));
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let failure = match outcome {
+                Ok(token) => {
+                    tracing::debug!(
+                        client_id = credentials.id(),
+                        method = placement.as_str(),
+                        attempt = retry + 1,
+                        elapsed_ms,
+                        "token endpoint issued a token"
+                    );
+                    return Ok(token);
+                }
+                Err(failure) => failure,
+            };
+            let retrying = failure.retryable && retry < self.max_retries;
+            tracing::debug!(
+                client_id = credentials.id(),
+                method = placement.as_str(),
+                attempt = retry + 1,
+                elapsed_ms,
+                outcome = failure.error.outcome(),
+                error = %failure.error,
+                retrying,
+                "token request failed"
+            );
+            if !retrying {
+                return Err(failure.error);
+            }
+            tokio::time::sleep(retry::delay(retry, failure.retry_after)).await;
+            retry += 1;
+        }
+    }
+
+    /// One HTTP exchange, without timeout.
+    async fn attempt(
+        &self,
+        authorization: Option<&HeaderValue>,
+        body: String,
+    ) -> Result<TokenResponse, Failure> {
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .body(body);
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value.clone());
+        }
+        let mut response = request.send().await.map_err(Failure::transport)?;
+        let status = response.status();
+        if status.is_success() {
+            let body = read_capped(&mut response, MAX_TOKEN_BODY)
+                .await
+                .map_err(Failure::transport)?
+                .ok_or_else(|| Failure::malformed(status, "the body is larger than 256 KiB"))?;
+            TokenResponse::from_json(&body).map_err(|reason| Failure::malformed(status, reason))
+        } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            let retry_after = retry::retry_after(response.headers());
+            Err(Failure::retryable(
+                FetchError::Unavailable {
+                    status: status.as_u16(),
+                },
+                retry_after,
+            ))
+        } else if status.is_client_error() {
+            // A broken error body still leaves a clear rejection.
+            let body = read_capped(&mut response, MAX_ERROR_BODY)
+                .await
+                .ok()
+                .flatten();
+            Err(Failure::final_(FetchError::Rejected {
+                status: status.as_u16(),
+                oauth_error: body.as_deref().and_then(oauth_error_code),
+            }))
+        } else if status.is_redirection() {
+            Err(Failure::malformed(
+                status,
+                "a redirect, which is not followed: check the url",
+            ))
+        } else {
+            Err(Failure::malformed(status, "an unexpected HTTP status"))
+        }
+    }
+}
+
+/// A failed attempt and whether to try again.
+struct Failure {
+    error: FetchError,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn retryable(error: FetchError, retry_after: Option<Duration>) -> Self {
+        Self {
+            error,
+            retryable: true,
+            retry_after,
+        }
+    }
+
+    fn final_(error: FetchError) -> Self {
+        Self {
+            error,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    fn malformed(status: StatusCode, reason: &'static str) -> Self {
+        Self::final_(FetchError::Malformed {
+            status: status.as_u16(),
+            reason,
+        })
+    }
+
+    /// No (complete) answer: connect, TLS, reset, or a cut-off body.
+    fn transport(error: reqwest::Error) -> Self {
+        Self::retryable(
+            FetchError::Unreachable {
+                detail: transport_detail(&error),
+            },
+            None,
+        )
+    }
+}
+
+/// The body, or `None` when it is longer than `cap` bytes.
+async fn read_capped(
+    response: &mut Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > cap as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// Longest [`FetchError::Unreachable`] detail.
+const MAX_DETAIL: usize = 300;
+
+/// The causes of a transport error, without the URL: e.g. `error sending
+/// request: client error (Connect): tcp connect error: Connection refused`.
+fn transport_detail(error: &reqwest::Error) -> String {
+    let mut detail = if error.is_connect() {
+        String::from("connect error")
+    } else if error.is_body() || error.is_decode() {
+        String::from("error reading the answer")
+    } else if error.is_builder() {
+        String::from("invalid client settings")
+    } else {
+        String::from("error sending the request")
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !detail.ends_with(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        source = cause.source();
+    }
+    if detail.len() > MAX_DETAIL {
+        let mut end = MAX_DETAIL;
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        detail.truncate(end);
+        detail.push('…');
+    }
+    detail
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("Endpoint")
+            .field("url", &inner.url.as_str())
+            .field("audience", &inner.audience)
+            .field("scopes", &inner.scopes)
+            .field("auth_method", &inner.auth_method)
+            .field("timeout", &inner.timeout)
+            .field("max_retries", &inner.max_retries)
+            .field("remembered", &inner.memory)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::TlsSettings;
+
+    fn build(settings: EndpointSettings) -> Result<Endpoint, BuildError> {
+        Endpoint::new(settings)
+    }
+
+    fn settings(url: &str) -> EndpointSettings {
+        EndpointSettings::new(url, "https://api.example.com")
+    }
+
+    #[test]
+    fn the_form_is_encoded_once() {
+        let endpoint = build(EndpointSettings {
+            scopes: vec!["read:all".into(), "write".into()],
+            ..EndpointSettings::new("http://idp.test/token", "https://api.example.com/a b")
+        })
+        .expect("valid");
+        assert_eq!(
+            endpoint.inner.form,
+            "grant_type=client_credentials&audience=https%3A%2F%2Fapi.example.com%2Fa+b\
+             &scope=read%3Aall+write"
+        );
+        let plain = build(settings("http://idp.test/token")).expect("valid");
+        assert!(!plain.inner.form.contains("scope"));
+    }
+
+    #[test]
+    fn debug_shows_settings_but_no_key() {
+        let endpoint = build(EndpointSettings {
+            auth_method: AuthMethod::ClientSecretPost,
+            ..settings("http://idp.test/token")
+        })
+        .expect("valid");
+        let debug = format!("{endpoint:?}");
+        for part in [
+            "http://idp.test/token",
+            "ClientSecretPost",
+            "max_retries: 3",
+        ] {
+            assert!(debug.contains(part), "{debug}");
+        }
+        let tls = TlsSettings {
+            key: Some("-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n".into()),
+            ..TlsSettings::default()
+        };
+        assert!(!format!("{tls:?}").contains("c2VjcmV0"));
+    }
+}

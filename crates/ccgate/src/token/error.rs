@@ -1,0 +1,275 @@
+//! Errors of the token endpoint client: [`BuildError`] when settings are
+//! unusable, [`FetchError`] when no token could be obtained.
+//!
+//! # Security
+//!
+//! No error holds a client secret, an access token, key material or the
+//! body of the authorization server's answer. The only text taken from an
+//! answer is the OAuth `error` code (RFC 6749 §5.2), and only when it is a
+//! short token of `[A-Za-z0-9_.-]`; anything else is dropped.
+
+use http::StatusCode;
+
+/// Why [`Endpoint::new`](super::Endpoint::new) refused its settings.
+///
+/// Each message starts with the option it is about, in the names of the
+/// configuration file (`url`, `clientConfig.tls.key`, …), and never holds a
+/// secret or key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A setting has a value that cannot be used. Class: configuration.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The option, e.g. `clientConfig.tls.ca`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be built from valid settings. Class:
+    /// internal.
+    #[error("cannot build the HTTP client of the token endpoint: {detail}")]
+    Client {
+        /// The HTTP client library's reason.
+        detail: String,
+    },
+}
+
+impl BuildError {
+    pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The option the error is about, if it is about one.
+    #[must_use]
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Invalid { field, .. } => Some(field),
+            Self::Client { .. } => None,
+        }
+    }
+}
+
+/// Whose credentials a token request carried, which decides how a
+/// rejection is answered (SPEC §2.1, §2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialsLevel {
+    /// The caller sent them in its `Authorization: Basic` header: a
+    /// rejection is the caller's fault (401).
+    Application,
+    /// They come from the middleware's configuration: a rejection is the
+    /// gateway's problem, not the caller's (502).
+    Gateway,
+}
+
+/// Why no token was obtained from the token endpoint.
+///
+/// Retries (SPEC §2.2) have already happened when a `FetchError` is
+/// returned; it describes the final state. [`FetchError::http_status`] is
+/// the status the middleware answers with (SPEC §2.6) and
+/// [`FetchError::outcome`] the metric label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The token endpoint answered a 4xx other than 429: it refused the
+    /// client credentials or the request. Never retried (except once with
+    /// the other client authentication method under `auto`). Class: the
+    /// caller at application level, the configuration at gateway level.
+    #[error("the token endpoint rejected the request: HTTP {status}{}", code_suffix(.oauth_error.as_deref()))]
+    Rejected {
+        /// The HTTP status, 400–499 but not 429.
+        status: u16,
+        /// The OAuth `error` code of the answer (e.g. `invalid_client`),
+        /// when it is a short token of `[A-Za-z0-9_.-]`.
+        oauth_error: Option<String>,
+    },
+    /// No HTTP answer: connection refused, DNS or TLS failure, connection
+    /// reset or closed before the answer was complete, on the last attempt.
+    /// Class: authorization server (or the network to it).
+    #[error("the token endpoint is unreachable: {detail}")]
+    Unreachable {
+        /// The transport's reason, e.g. `tcp connect error: Connection
+        /// refused (os error 111)` or a TLS certificate error. Never holds
+        /// the URL's query, credentials or any answer body.
+        detail: String,
+    },
+    /// The last attempt got HTTP 429 or a 5xx. Class: authorization server.
+    #[error("the token endpoint is unavailable: HTTP {status}")]
+    Unavailable {
+        /// The HTTP status of the last answer.
+        status: u16,
+    },
+    /// The answer is not a token response: a 2xx whose body is not JSON
+    /// with a non-empty `access_token`, with a `token_type` other than
+    /// `Bearer`, or with a bad `expires_in`; or a status that is neither
+    /// success nor error, such as a redirect (3xx, never followed). Not
+    /// retried. Class: authorization server (or a wrong `url`).
+    #[error("the token endpoint's answer is not a token response (HTTP {status}): {reason}")]
+    Malformed {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// What is wrong with it; a fixed text, never a part of the body.
+        reason: &'static str,
+    },
+    /// The last attempt got no complete answer within the per-attempt
+    /// timeout. Class: authorization server (or the network to it).
+    #[error("the token endpoint did not answer in time")]
+    Timeout,
+}
+
+impl FetchError {
+    /// The status the middleware answers a request with when it could not
+    /// get a token (SPEC §2.6): a rejection is 401 at application level and
+    /// 502 at gateway level, a timeout of the last attempt 504, anything
+    /// else 502.
+    #[must_use]
+    pub fn http_status(&self, level: CredentialsLevel) -> StatusCode {
+        match (self, level) {
+            (Self::Rejected { .. }, CredentialsLevel::Application) => StatusCode::UNAUTHORIZED,
+            (Self::Timeout, _) => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// A short label for metrics and logs: `rejected`, `unreachable`,
+    /// `unavailable`, `malformed` or `timeout`.
+    #[must_use]
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Rejected { .. } => "rejected",
+            Self::Unreachable { .. } => "unreachable",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Malformed { .. } => "malformed",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// True when the token endpoint refused the credentials or the request
+    /// ([`FetchError::Rejected`]); the answer will not change until the
+    /// credentials or the configuration do.
+    #[must_use]
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+}
+
+fn code_suffix(code: Option<&str>) -> String {
+    code.map(|code| format!(" ({code})")).unwrap_or_default()
+}
+
+/// Longest OAuth `error` code kept in a [`FetchError::Rejected`].
+const MAX_CODE_LEN: usize = 64;
+
+/// The `error` member of an OAuth error answer (RFC 6749 §5.2) when it is a
+/// short token of `[A-Za-z0-9_.-]`, else `None`.
+pub(super) fn oauth_error_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = value.get("error")?.as_str()?;
+    let acceptable = !code.is_empty()
+        && code.len() <= MAX_CODE_LEN
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    acceptable.then(|| code.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<FetchError> {
+        vec![
+            FetchError::Rejected {
+                status: 401,
+                oauth_error: Some("invalid_client".into()),
+            },
+            FetchError::Unreachable {
+                detail: "tcp connect error".into(),
+            },
+            FetchError::Unavailable { status: 503 },
+            FetchError::Malformed {
+                status: 200,
+                reason: "the body is not JSON",
+            },
+            FetchError::Timeout,
+        ]
+    }
+
+    #[test]
+    fn statuses_follow_the_spec() {
+        use CredentialsLevel::{Application, Gateway};
+        let expected = [(401, 502), (502, 502), (502, 502), (502, 502), (504, 504)];
+        for (error, (application, gateway)) in all().iter().zip(expected) {
+            assert_eq!(
+                error.http_status(Application).as_u16(),
+                application,
+                "{error}"
+            );
+            assert_eq!(error.http_status(Gateway).as_u16(), gateway, "{error}");
+        }
+    }
+
+    #[test]
+    fn outcomes_are_distinct_labels() {
+        let labels: Vec<_> = all().iter().map(FetchError::outcome).collect();
+        assert_eq!(
+            labels,
+            [
+                "rejected",
+                "unreachable",
+                "unavailable",
+                "malformed",
+                "timeout"
+            ]
+        );
+        assert!(all()[0].is_rejection());
+        assert!(all()[1..].iter().all(|e| !e.is_rejection()));
+    }
+
+    #[test]
+    fn display_names_the_oauth_code() {
+        assert_eq!(
+            all()[0].to_string(),
+            "the token endpoint rejected the request: HTTP 401 (invalid_client)"
+        );
+        let bare = FetchError::Rejected {
+            status: 403,
+            oauth_error: None,
+        };
+        assert_eq!(
+            bare.to_string(),
+            "the token endpoint rejected the request: HTTP 403"
+        );
+    }
+
+    #[test]
+    fn only_short_plain_oauth_codes_are_kept() {
+        let code = |body: &str| oauth_error_code(body.as_bytes());
+        assert_eq!(
+            code(r#"{"error":"invalid_client","error_description":"x"}"#).as_deref(),
+            Some("invalid_client")
+        );
+        assert_eq!(
+            code(r#"{"error":"urn.x-y_z"}"#).as_deref(),
+            Some("urn.x-y_z")
+        );
+        for rejected in [
+            r#"{"error":"has space"}"#,
+            r#"{"error":"<script>"}"#,
+            r#"{"error":"secret\nline"}"#,
+            r#"{"error":""}"#,
+            r#"{"error":42}"#,
+            r#"{"error_description":"no code"}"#,
+            r#"["error"]"#,
+            "not json",
+            "",
+        ] {
+            assert_eq!(code(rejected), None, "{rejected}");
+        }
+        assert_eq!(code(&format!(r#"{{"error":"{}"}}"#, "a".repeat(65))), None);
+        assert!(code(&format!(r#"{{"error":"{}"}}"#, "a".repeat(64))).is_some());
+    }
+}
