@@ -1,13 +1,29 @@
 //! ccgate: an OAuth 2.0 client-credentials gateway, as a library.
 //!
-//! This crate holds the `oAuthClientCredentials` middleware, usable without
-//! a gateway process around it: the expression language ([`expr`]), the
-//! claims checks built on it ([`claims`]), client credentials
-//! ([`credentials`]) and the token endpoint client ([`token`]).
+//! This crate is the `oAuthClientCredentials` middleware, usable without a
+//! gateway process around it:
+//!
+//! - [`options`]: the configuration, with Traefik Hub's field names;
+//! - [`Middleware`]: built from the options, it authorizes requests —
+//!   credentials ([`credentials`]), a cached token ([`source`], [`store`],
+//!   [`token`]) and its claims ([`claims`], [`decision`]);
+//! - [`layer`]: a `tower::Layer` for axum, hyper or tonic services;
+//! - [`metrics`]: Prometheus metrics on a registry you own;
+//! - [`expr`]: the expression language shared by claims and router rules.
+//!
+//! See [`layer`] for a complete example.
 
 pub mod claims;
 pub mod credentials;
 pub mod decision;
+pub mod denial;
 pub mod expr;
+pub mod layer;
+pub mod metrics;
+pub mod middleware;
+pub mod options;
+pub mod source;
 pub mod store;
 pub mod token;
+
+pub use middleware::Middleware;

@@ -1,5 +1,6 @@
-//! Where tokens are cached: keys ([`key`]) and sealing ([`seal`]) shared
-//! by every store.
+//! Where tokens are cached: the memory store ([`memory`]), and the keys
+//! ([`key`]) and sealing ([`seal`]) every store shares.
 
 pub mod key;
+pub mod memory;
 pub mod seal;

@@ -1,0 +1,205 @@
+//! Prometheus metrics of the middleware, on a registry the caller owns.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `ccgate_token_requests_total` | `middleware`, `outcome` | token requests: `success`, `rejected`, `unreachable`, `unavailable`, `malformed`, `timeout` |
+//! | `ccgate_token_request_duration_seconds` | `middleware` | latency of token requests, retries included |
+//! | `ccgate_cache_lookups_total` | `middleware`, `tier`, `result` | cache lookups: tier `memory`; result `hit`, `miss` or `negative` (rejected credentials remembered) |
+//!
+//! Label values are resolved into handles once, when a middleware is
+//! built; counting on the request path is an atomic add.
+//!
+//! # Example
+//!
+//! ```
+//! use ccgate::{Middleware, metrics::Metrics, options::Options};
+//! use prometheus_client::registry::Registry;
+//!
+//! let mut registry = Registry::default();
+//! let metrics = Metrics::register(&mut registry);
+//! let options = Options::from_value(serde_json::json!({
+//!     "url": "https://idp.example.com/oauth/token",
+//!     "audience": "https://api.example.com",
+//! }))?;
+//! let _middleware = Middleware::builder(options).name("cc-auth").metrics(&metrics).build()?;
+//!
+//! let mut text = String::new();
+//! prometheus_client::encoding::text::encode(&mut text, &registry)?;
+//! assert!(text.contains(r#"ccgate_token_requests_total{middleware="cc-auth",outcome="success"} 0"#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    middleware: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MiddlewareLabels {
+    middleware: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    middleware: String,
+    tier: &'static str,
+    result: &'static str,
+}
+
+type HistogramFamily = Family<MiddlewareLabels, Histogram, fn() -> Histogram>;
+
+/// The metric families of every middleware sharing one registry.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    token_requests: Family<TokenLabels, Counter>,
+    token_duration: HistogramFamily,
+    cache_lookups: Family<CacheLabels, Counter>,
+}
+
+/// Outcomes of a token request, as labelled.
+pub(crate) const OUTCOMES: [&str; 6] = [
+    "success",
+    "rejected",
+    "unreachable",
+    "unavailable",
+    "malformed",
+    "timeout",
+];
+
+fn duration_histogram() -> Histogram {
+    // 5 ms to ~20 s
+    Histogram::new(exponential_buckets(0.005, 2.0, 13))
+}
+
+impl Metrics {
+    /// Registers the families on `registry`.
+    #[must_use]
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::unregistered();
+        registry.register(
+            "ccgate_token_requests",
+            "Token requests to the authorization server, by outcome",
+            metrics.token_requests.clone(),
+        );
+        registry.register(
+            "ccgate_token_request_duration_seconds",
+            "Duration of token requests, retries included",
+            metrics.token_duration.clone(),
+        );
+        registry.register(
+            "ccgate_cache_lookups",
+            "Token cache lookups, by tier and result",
+            metrics.cache_lookups.clone(),
+        );
+        metrics
+    }
+
+    /// Families registered nowhere, for users who do not export metrics.
+    #[must_use]
+    pub fn unregistered() -> Self {
+        Self {
+            token_requests: Family::default(),
+            token_duration: Family::new_with_constructor(duration_histogram),
+            cache_lookups: Family::default(),
+        }
+    }
+
+    /// The handles of the middleware named `middleware`.
+    pub(crate) fn handles(&self, middleware: &str) -> Handles {
+        let middleware = middleware.to_owned();
+        let token = |outcome| {
+            let labels = TokenLabels {
+                middleware: middleware.clone(),
+                outcome,
+            };
+            self.token_requests.get_or_create(&labels).clone()
+        };
+        let memory = |result| {
+            let labels = CacheLabels {
+                middleware: middleware.clone(),
+                tier: "memory",
+                result,
+            };
+            self.cache_lookups.get_or_create(&labels).clone()
+        };
+        Handles {
+            token_outcomes: OUTCOMES.map(token),
+            token_duration: self
+                .token_duration
+                .get_or_create(&MiddlewareLabels {
+                    middleware: middleware.clone(),
+                })
+                .clone(),
+            memory_hit: memory("hit"),
+            memory_miss: memory("miss"),
+            memory_negative: memory("negative"),
+        }
+    }
+}
+
+/// Counters and histograms of one middleware, resolved once.
+#[derive(Clone, Debug)]
+pub(crate) struct Handles {
+    token_outcomes: [Counter; OUTCOMES.len()],
+    pub(crate) token_duration: Histogram,
+    pub(crate) memory_hit: Counter,
+    pub(crate) memory_miss: Counter,
+    pub(crate) memory_negative: Counter,
+}
+
+impl Handles {
+    /// Counts a token request with `outcome`, one of [`OUTCOMES`].
+    pub(crate) fn token_request(&self, outcome: &str) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.token_outcomes[i].inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_count_into_the_registry() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let handles = metrics.handles("cc-auth");
+        handles.token_request("success");
+        handles.token_request("timeout");
+        handles.token_request("timeout");
+        handles.memory_hit.inc();
+        handles.token_duration.observe(0.02);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(
+                r#"ccgate_token_requests_total{middleware="cc-auth",outcome="timeout"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"ccgate_token_requests_total{middleware="cc-auth",outcome="success"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"ccgate_cache_lookups_total{middleware="cc-auth",tier="memory",result="hit"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ccgate_token_request_duration_seconds_count{middleware="cc-auth"} 1"#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! From [`Options`] to a [`Middleware`]: every check that needs more than
+//! a value's type, each naming its field.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use secrecy::ExposeSecret;
+
+use super::{Inner, Middleware};
+use crate::claims::{KeyPath, Rule};
+use crate::credentials::Credentials;
+use crate::decision::Rules;
+use crate::metrics::Metrics;
+use crate::options::{Options, OptionsError};
+use crate::source::TokenSource;
+use crate::store::key::{KeyDeriver, KeyMaterial};
+use crate::store::memory::{DEFAULT_MAX_ENTRIES, Memory};
+use crate::store::seal::Sealer;
+use crate::token::{BuildError, Endpoint, EndpointSettings, TlsSettings};
+
+/// Longest accepted `clientConfig.timeoutSeconds`.
+const MAX_TIMEOUT_SECONDS: u64 = 300;
+/// Most accepted `clientConfig.maxRetries`: more would keep callers waiting
+/// for minutes on a dead authorization server.
+const MAX_RETRIES: u32 = 10;
+
+/// Headers `forwardHeaders` may not set: they would replace the token,
+/// misroute the request or break its framing.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-connection",
+];
+
+/// Builds a [`Middleware`].
+#[derive(Debug)]
+#[must_use]
+pub struct Builder {
+    options: Options,
+    name: String,
+    metrics: Option<Metrics>,
+    max_entries: u64,
+}
+
+impl Builder {
+    pub(super) fn new(options: Options) -> Self {
+        Self {
+            options,
+            name: "oauth-client-credentials".to_owned(),
+            metrics: None,
+            max_entries: DEFAULT_MAX_ENTRIES,
+        }
+    }
+
+    /// The name in metrics and logs (the gateway uses the middleware's
+    /// configured name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Counts into `metrics` (see [`Metrics::register`]).
+    pub fn metrics(mut self, metrics: &Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
+        self
+    }
+
+    /// Bounds the memory store (default [`DEFAULT_MAX_ENTRIES`]).
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// Validates the options and builds the middleware. Nothing is sent
+    /// to the network.
+    ///
+    /// # Errors
+    ///
+    /// An [`OptionsError`] naming the first invalid field.
+    pub fn build(self) -> Result<Middleware, OptionsError> {
+        let options = self.options;
+        reject_unresolved_urns(&options)?;
+        if options.store.redis.is_some() {
+            return Err(OptionsError::new(
+                "store.redis",
+                "the Redis store is not available in this version of ccgate; remove it to use the memory store",
+            ));
+        }
+        let gateway_credentials = gateway_credentials(&options)?;
+        let rules = Arc::new(rules(&options)?);
+        let endpoint = endpoint(&options)?;
+        let secret = match &options.store.secret {
+            Some(secret) => {
+                let secret = secret.expose_secret().as_bytes();
+                Sealer::new(secret)
+                    .map_err(|error| OptionsError::new("store.secret", error.to_string()))?;
+                Some(secret)
+            }
+            None => None,
+        };
+        let material = secret.map_or(KeyMaterial::PerProcess, KeyMaterial::Secret);
+        let keys = KeyDeriver::new(
+            material,
+            &options.url,
+            &options.audience,
+            &options.scopes,
+            options.auth_method.as_str(),
+        );
+        let metrics = self
+            .metrics
+            .unwrap_or_else(Metrics::unregistered)
+            .handles(&self.name);
+        let source = TokenSource::new(endpoint, keys, Memory::new(self.max_entries), metrics);
+        Ok(Middleware {
+            inner: Arc::new(Inner {
+                name: self.name,
+                gateway_credentials,
+                source,
+                rules,
+            }),
+        })
+    }
+}
+
+fn gateway_credentials(options: &Options) -> Result<Option<Credentials>, OptionsError> {
+    match (&options.client_id, &options.client_secret) {
+        (Some(id), Some(secret)) => Ok(Some(Credentials::new(id.clone(), secret.clone()))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(OptionsError::new(
+            "clientSecret",
+            "must be set when clientID is set",
+        )),
+        (None, Some(_)) => Err(OptionsError::new(
+            "clientID",
+            "must be set when clientSecret is set",
+        )),
+    }
+}
+
+/// The endpoint's settings; the endpoint checks URL, audience and scopes
+/// itself ([`Endpoint::new`]), the bounds below are the middleware's.
+fn endpoint_settings(options: &Options) -> Result<EndpointSettings, OptionsError> {
+    let client = &options.client_config;
+    if client.timeout_seconds == 0 || client.timeout_seconds > MAX_TIMEOUT_SECONDS {
+        let reason = format!("must be between 1 and {MAX_TIMEOUT_SECONDS}");
+        return Err(OptionsError::new("clientConfig.timeoutSeconds", reason));
+    }
+    if client.max_retries > MAX_RETRIES {
+        let reason = format!("must be at most {MAX_RETRIES}");
+        return Err(OptionsError::new("clientConfig.maxRetries", reason));
+    }
+    Ok(EndpointSettings {
+        url: options.url.clone(),
+        audience: options.audience.clone(),
+        scopes: options.scopes.clone(),
+        auth_method: options.auth_method,
+        tls: TlsSettings {
+            ca: client.tls.ca.clone(),
+            cert: client.tls.cert.clone(),
+            key: client.tls.key.clone(),
+            insecure_skip_verify: client.tls.insecure_skip_verify,
+        },
+        timeout: Duration::from_secs(client.timeout_seconds),
+        max_retries: client.max_retries,
+    })
+}
+
+fn endpoint(options: &Options) -> Result<Endpoint, OptionsError> {
+    if options.url.is_empty() {
+        return Err(OptionsError::new("url", "required"));
+    }
+    if options.audience.is_empty() {
+        return Err(OptionsError::new("audience", "required"));
+    }
+    Endpoint::new(endpoint_settings(options)?).map_err(|error| match error {
+        BuildError::Invalid { field, reason } => OptionsError::new(field, reason),
+        other => OptionsError::new("clientConfig", other.to_string()),
+    })
+}
+
+fn rules(options: &Options) -> Result<Rules, OptionsError> {
+    let claims = options
+        .claims
+        .as_deref()
+        .map(Rule::parse)
+        .transpose()
+        .map_err(|error| OptionsError::new("claims", error.to_string()))?;
+    let mut forward_headers = Vec::with_capacity(options.forward_headers.len());
+    for (name, path) in &options.forward_headers {
+        let field = format!("forwardHeaders.{name}");
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| OptionsError::new(&field, "not a valid HTTP header name"))?;
+        if RESERVED_HEADERS.contains(&header.as_str()) {
+            return Err(OptionsError::new(
+                &field,
+                "this header cannot be set from a claim",
+            ));
+        }
+        let path = KeyPath::parse(path).map_err(|reason| OptionsError::new(&field, reason))?;
+        forward_headers.push((header, path));
+    }
+    let username_claim = options
+        .username_claim
+        .as_deref()
+        .map(KeyPath::parse)
+        .transpose()
+        .map_err(|reason| OptionsError::new("usernameClaim", reason))?;
+    Ok(Rules::new(claims, forward_headers, username_claim))
+}
+
+/// Secret URNs are resolved by the gateway; one that reaches the library
+/// was not, and would otherwise be sent as a literal secret.
+fn reject_unresolved_urns(options: &Options) -> Result<(), OptionsError> {
+    let tls = &options.client_config.tls;
+    let fields = [
+        ("clientID", options.client_id.as_deref()),
+        (
+            "clientSecret",
+            options
+                .client_secret
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+        ),
+        (
+            "store.secret",
+            options
+                .store
+                .secret
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+        ),
+        ("clientConfig.tls.ca", tls.ca.as_deref()),
+        ("clientConfig.tls.cert", tls.cert.as_deref()),
+        (
+            "clientConfig.tls.key",
+            tls.key.as_ref().map(ExposeSecret::expose_secret),
+        ),
+    ];
+    for (field, value) in fields {
+        if let Some(urn) = value.filter(|v| v.starts_with("urn:k8s:")) {
+            let reason = format!(
+                "secret URN {urn} was not resolved (expected urn:k8s:secret:NAME:KEY, resolved by the gateway from a Secret)"
+            );
+            return Err(OptionsError::new(field, reason));
+        }
+    }
+    Ok(())
+}

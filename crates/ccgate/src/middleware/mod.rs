@@ -1,0 +1,191 @@
+//! The `oAuthClientCredentials` middleware, independent of any HTTP stack:
+//! built once from [`Options`], then asked per request to
+//! [`Middleware::authorize`] it.
+//!
+//! A [`Grant`] carries what goes upstream (`Authorization: Bearer …`, the
+//! `forwardHeaders`, the username); a [`Denial`] is the response to send
+//! instead. The tower layer ([`crate::layer`]) and the gateway's
+//! forward-auth endpoint are both built on these two calls.
+//!
+//! # Example
+//!
+//! ```
+//! use ccgate::{Middleware, options::Options};
+//! use serde_json::json;
+//!
+//! let options = Options::from_value(json!({
+//!     "url": "https://idp.example.com/oauth/token",
+//!     "audience": "https://api.example.com",
+//!     "claims": "Equals(`grp`, `admin`)",
+//! }))?;
+//! let middleware = Middleware::builder(options).name("cc-auth").build()?;
+//! assert!(middleware.is_application_level());
+//! # Ok::<(), ccgate::options::OptionsError>(())
+//! ```
+
+mod build;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+pub use build::Builder;
+
+use crate::credentials::{BasicError, Credentials};
+use crate::decision::{Decision, Rules};
+use crate::denial::Denial;
+use crate::options::{Options, OptionsError};
+use crate::source::{Entry, TokenSource};
+use crate::store::key::CacheKey;
+use crate::token::CredentialsLevel;
+
+/// A built middleware: cheap to clone, shared by every request.
+#[derive(Clone, Debug)]
+pub struct Middleware {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    gateway_credentials: Option<Credentials>,
+    source: TokenSource,
+    rules: Arc<Rules>,
+}
+
+/// What a request that passed carries upstream.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    key: CacheKey,
+    entry: Arc<Entry>,
+    decision: Arc<Decision>,
+}
+
+impl Middleware {
+    /// A builder for the middleware described by `options`.
+    pub fn builder(options: Options) -> Builder {
+        Builder::new(options)
+    }
+
+    /// The middleware described by `options`, with default name and
+    /// unexported metrics.
+    ///
+    /// # Errors
+    ///
+    /// An [`OptionsError`] naming the invalid field.
+    pub fn new(options: Options) -> Result<Self, OptionsError> {
+        Builder::new(options).build()
+    }
+
+    /// Its name, as in metrics.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Whether callers must bring their own credentials (no `clientID`).
+    #[must_use]
+    pub fn is_application_level(&self) -> bool {
+        self.inner.gateway_credentials.is_none()
+    }
+
+    /// Whose credentials token requests carry.
+    #[must_use]
+    pub fn credentials_level(&self) -> CredentialsLevel {
+        if self.is_application_level() {
+            CredentialsLevel::Application
+        } else {
+            CredentialsLevel::Gateway
+        }
+    }
+
+    /// Decides on a request from its headers: finds the credentials, gets
+    /// a token (from the cache when it can) and checks its claims.
+    ///
+    /// # Errors
+    ///
+    /// A [`Denial`] holding the response to send instead (401, 403, 502 or 504).
+    pub async fn authorize(&self, headers: &HeaderMap) -> Result<Grant, Denial> {
+        let inner = &*self.inner;
+        let caller_credentials;
+        let credentials = match &inner.gateway_credentials {
+            Some(credentials) => credentials,
+            None => {
+                caller_credentials = basic_credentials(headers).map_err(Denial::credentials)?;
+                &caller_credentials
+            }
+        };
+        let (key, entry) = inner
+            .source
+            .token(credentials, &inner.rules)
+            .await
+            .map_err(|error| Denial::token(&error, self.credentials_level()))?;
+        let decision = entry.decision(&inner.rules);
+        if !decision.allowed {
+            return Err(Denial::claims());
+        }
+        Ok(Grant {
+            key,
+            entry,
+            decision,
+        })
+    }
+
+    /// Tells the middleware that the upstream answered 401 to a request
+    /// sent with `grant`: its token is dropped from the cache (if still
+    /// cached), so the next request gets a new one.
+    pub async fn upstream_rejected(&self, grant: &Grant) {
+        self.inner.source.forget(grant.key, &grant.entry).await;
+    }
+
+    /// The token source, for inspection.
+    #[must_use]
+    pub fn source(&self) -> &TokenSource {
+        &self.inner.source
+    }
+}
+
+/// The caller's credentials from its one `Authorization` header.
+fn basic_credentials(headers: &HeaderMap) -> Result<Credentials, BasicError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(BasicError::Missing)?;
+    if values.next().is_some() {
+        return Err(BasicError::NotBasic);
+    }
+    Credentials::from_basic_authorization(value.as_bytes())
+}
+
+impl Grant {
+    /// `Bearer <access token>`, marked sensitive.
+    #[must_use]
+    pub fn authorization(&self) -> &HeaderValue {
+        self.entry.authorization()
+    }
+
+    /// The `forwardHeaders` values, one pair per value.
+    #[must_use]
+    pub fn forward_headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.decision.headers
+    }
+
+    /// The rendered `usernameClaim`.
+    #[must_use]
+    pub fn username(&self) -> Option<&Arc<str>> {
+        self.decision.username.as_ref()
+    }
+
+    /// Rewrites request headers for the upstream: the caller's
+    /// `Authorization` (with its secret) and any header it sent under a
+    /// `forwardHeaders` name are removed, then `Authorization: Bearer …`
+    /// and the forwarded values are set.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.remove(header::AUTHORIZATION);
+        for (name, _) in self.forward_headers() {
+            headers.remove(name);
+        }
+        headers.insert(header::AUTHORIZATION, self.authorization().clone());
+        for (name, value) in self.forward_headers() {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}

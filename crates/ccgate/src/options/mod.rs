@@ -1,0 +1,297 @@
+//! The options of the `oAuthClientCredentials` middleware, with Traefik's
+//! field names.
+//!
+//! [`Options`] is the configuration as written: field names match
+//! case-insensitively (`clientId` and `clientID` are one field, as in
+//! Traefik), unknown fields are errors, and every [`OptionsError`] names
+//! the path of its field. [`Options::from_value`] reads them from a JSON
+//! value (the gateway converts its YAML to one); Rust users may also fill
+//! the struct directly. Checks that need more than the value's type —
+//! required fields, lengths, expressions, PEM — run when the middleware is
+//! built ([`crate::Middleware::new`]), and name their field the same way.
+//!
+//! Secret values (`clientSecret`, `store.secret`, `clientConfig.tls.key`)
+//! are [`SecretString`]s: `Debug` redacts them and no error shows them.
+//! Secret URNs (`urn:k8s:secret:NAME:KEY`) are resolved by the gateway
+//! before the options reach this crate; an unresolved one is an error.
+//!
+//! # Example
+//!
+//! ```
+//! use ccgate::options::Options;
+//! use serde_json::json;
+//!
+//! let options = Options::from_value(json!({
+//!     "url": "https://idp.example.com/oauth/token",
+//!     "clientId": "gateway",            // any case, as in Traefik
+//!     "clientSecret": "s3cret",
+//!     "audience": "https://api.example.com",
+//!     "claims": "Equals(`grp`, `admin`)",
+//!     "forwardHeaders": {"Group": "grp"},
+//!     "clientConfig": {"timeoutSeconds": 2}
+//! }))?;
+//! assert_eq!(options.client_id.as_deref(), Some("gateway"));
+//! assert_eq!(options.client_config.timeout_seconds, 2);
+//! assert!(!format!("{options:?}").contains("s3cret"));
+//! # Ok::<(), ccgate::options::OptionsError>(())
+//! ```
+
+mod normalise;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use crate::token::AuthMethod;
+
+/// The options of one `oAuthClientCredentials` middleware.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Options {
+    /// The token endpoint, e.g. `https://tenant.auth0.com/oauth/token`. Required.
+    pub url: String,
+    /// The gateway's client id; set together with `client_secret` for
+    /// gateway-level credentials. Unset (or empty): application level.
+    #[serde(rename = "clientID", deserialize_with = "non_empty")]
+    pub client_id: Option<String>,
+    /// The gateway's client secret.
+    #[serde(deserialize_with = "non_empty_secret")]
+    pub client_secret: Option<SecretString>,
+    /// Sent as the `audience` form parameter. Required.
+    pub audience: String,
+    /// A claims expression ([`crate::claims`]) the token must satisfy.
+    #[serde(deserialize_with = "non_empty")]
+    pub claims: Option<String>,
+    /// Header name → claim path, set on the upstream request.
+    pub forward_headers: BTreeMap<String, String>,
+    /// Claim path whose value is the access log's `ClientUsername`.
+    #[serde(deserialize_with = "non_empty")]
+    pub username_claim: Option<String>,
+    /// How to talk to the token endpoint.
+    pub client_config: ClientConfig,
+    /// The token cache.
+    pub store: StoreOptions,
+    /// ccgate extension: how the client authenticates to the token endpoint.
+    pub auth_method: AuthMethod,
+    /// ccgate extension: scopes requested, sent space-separated as `scope`.
+    pub scopes: Vec<String>,
+}
+
+/// `clientConfig`: the connection to the authorization server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// TLS to the token endpoint.
+    pub tls: TlsOptions,
+    /// Bound on each attempt, in seconds. Default 5.
+    pub timeout_seconds: u64,
+    /// Retries after a connection error, timeout, 429 or 5xx. Default 3.
+    pub max_retries: u32,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            tls: TlsOptions::default(),
+            timeout_seconds: 5,
+            max_retries: 3,
+        }
+    }
+}
+
+/// `clientConfig.tls`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// PEM bundle of CA certificates trusted besides the system's.
+    #[serde(deserialize_with = "non_empty")]
+    pub ca: Option<String>,
+    /// PEM client certificate (chain) for mutual TLS.
+    #[serde(deserialize_with = "non_empty")]
+    pub cert: Option<String>,
+    /// PEM private key of `cert`.
+    #[serde(deserialize_with = "non_empty_secret")]
+    pub key: Option<SecretString>,
+    /// Do not verify the server's certificate. For tests only: logged
+    /// loudly once when the middleware is built.
+    pub insecure_skip_verify: bool,
+}
+
+/// `store`: where tokens are cached.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Prefix of every key ccgate writes to the store.
+    pub key_prefix: String,
+    /// 16, 24 or 32 bytes: the AES-GCM key sealing stored tokens (AES-128,
+    /// -192 or -256) and the key of the cache-key HMAC.
+    #[serde(deserialize_with = "non_empty_secret")]
+    pub secret: Option<SecretString>,
+    /// The Redis store. Not available in this version: setting it is an
+    /// error rather than a silently unshared cache.
+    pub redis: Option<Value>,
+}
+
+impl Options {
+    /// Reads options from a JSON value, matching field names
+    /// case-insensitively.
+    ///
+    /// # Errors
+    ///
+    /// An [`OptionsError`] naming the field: an unknown field, a field given
+    /// twice in different cases, or a value of the wrong type. Values of
+    /// secret fields are never shown.
+    pub fn from_value(value: Value) -> Result<Self, OptionsError> {
+        let value = normalise::normalise(value, &normalise::OPTIONS, "")?;
+        let value = if value.is_null() {
+            Value::Object(serde_json::Map::new())
+        } else {
+            value
+        };
+        serde_path_to_error::deserialize(value).map_err(|err| {
+            let field = err.path().to_string();
+            let reason = if SECRET_FIELDS.contains(&field.as_str()) {
+                "expected a string (the value is a secret and not shown)".to_owned()
+            } else {
+                err.into_inner().to_string()
+            };
+            OptionsError::new(&field, reason)
+        })
+    }
+}
+
+/// Paths of the fields whose values are secrets.
+const SECRET_FIELDS: &[&str] = &["clientSecret", "store.secret", "clientConfig.tls.key"];
+
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+fn non_empty_secret<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SecretString>, D::Error> {
+    Ok(non_empty(d)?.map(SecretString::from))
+}
+
+/// An option that is missing, malformed or inconsistent: the path of the
+/// field (e.g. `clientConfig.timeoutSeconds`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionsError {
+    field: String,
+    reason: String,
+}
+
+impl OptionsError {
+    /// An error about `field` (a dotted path; empty for the whole object).
+    #[must_use]
+    pub fn new(field: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The dotted path of the field.
+    #[must_use]
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// Why the field is rejected.
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() || self.field == "." {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "`{}`: {}", self.field, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for OptionsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let options = Options::from_value(json!({"url": "http://x", "audience": "a"})).unwrap();
+        assert_eq!(options.client_config.timeout_seconds, 5);
+        assert_eq!(options.client_config.max_retries, 3);
+        assert_eq!(options.store.key_prefix, "");
+        assert_eq!(options.auth_method, AuthMethod::Auto);
+        assert!(options.client_id.is_none() && options.client_secret.is_none());
+        assert!(options.forward_headers.is_empty() && options.scopes.is_empty());
+    }
+
+    #[test]
+    fn empty_strings_mean_unset_as_in_traefik() {
+        let options =
+            Options::from_value(json!({"clientID": "", "clientSecret": "", "claims": ""})).unwrap();
+        assert!(
+            options.client_id.is_none()
+                && options.client_secret.is_none()
+                && options.claims.is_none()
+        );
+    }
+
+    #[test]
+    fn extensions_are_read() {
+        let options = Options::from_value(
+            json!({"authMethod": "client_secret_post", "scopes": ["read", "write"]}),
+        )
+        .unwrap();
+        assert_eq!(options.auth_method, AuthMethod::ClientSecretPost);
+        assert_eq!(options.scopes, ["read", "write"]);
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let err =
+            Options::from_value(json!({"clientConfig": {"timeoutSeconds": "soon"}})).unwrap_err();
+        assert_eq!(err.field(), "clientConfig.timeoutSeconds");
+        let err = Options::from_value(json!({"authMethod": "magic"})).unwrap_err();
+        assert_eq!(err.field(), "authMethod");
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_errors_or_debug() {
+        let err = Options::from_value(json!({"clientSecret": 1234567890123456_u64})).unwrap_err();
+        assert_eq!(err.field(), "clientSecret");
+        assert!(!err.to_string().contains("1234567890123456"), "{err}");
+        let err =
+            Options::from_value(json!({"store": {"secret": ["0123456789abcdef"]}})).unwrap_err();
+        assert!(!err.to_string().contains("0123456789abcdef"), "{err}");
+
+        let options = Options::from_value(json!({
+            "clientID": "id", "clientSecret": "hunter2-secret",
+            "store": {"secret": "0123456789abcdef"},
+            "clientConfig": {"tls": {"key": "-----BEGIN PRIVATE KEY-----xyz"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            options.client_secret.as_ref().unwrap().expose_secret(),
+            "hunter2-secret"
+        );
+        let debug = format!("{options:?}");
+        for secret in ["hunter2-secret", "0123456789abcdef", "BEGIN PRIVATE KEY"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The token source: credentials in, a cached and fresh token out.
+//!
+//! On each request, [`TokenSource::token`]:
+//! 1. derives the cache key ([`crate::store::key`]);
+//! 2. on a fresh hit, returns the entry, and if it is nearing expiry starts
+//!    one background refresh while the current token keeps being served;
+//! 3. if these credentials were rejected in the last
+//!    [`NEGATIVE_TTL`], returns that rejection again without asking;
+//! 4. otherwise fetches a token — once for all concurrent callers of the
+//!    key ([`Memory::get_or_fetch`]) — and caches it.
+//!
+//! When an upstream answers 401 to a request that carried a cached token,
+//! [`TokenSource::forget`] drops that entry if it still holds that token,
+//! so a revoked token is replaced on the next request.
+
+mod entry;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use secrecy::ExposeSecret;
+
+pub use entry::{DEFAULT_LIFETIME, Entry, MAX_MARGIN, MAX_REFRESH_AHEAD, Unusable};
+
+use crate::credentials::Credentials;
+use crate::decision::Rules;
+use crate::metrics::Handles;
+use crate::store::key::{CacheKey, KeyDeriver};
+use crate::store::memory::{Fetched, Memory};
+use crate::token::{Endpoint, FetchError};
+
+/// How long rejected credentials are remembered: a wrong secret cannot
+/// turn every request into a token request, and a fixed one works again
+/// within seconds. The key includes the secret, so the right secret is
+/// never blocked by a wrong one.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+/// Bound on remembered rejections.
+const MAX_REJECTIONS: u64 = 10_000;
+
+/// After a failed background refresh, how long until a request may start
+/// another (the current token is still served meanwhile).
+const REFRESH_RETRY: Duration = Duration::from_secs(1);
+
+/// Tokens for one middleware: its endpoint, key deriver and stores.
+#[derive(Clone)]
+pub struct TokenSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    keys: KeyDeriver,
+    memory: Memory,
+    rejected: Cache<CacheKey, Arc<FetchError>>,
+    metrics: Handles,
+}
+
+impl TokenSource {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        keys: KeyDeriver,
+        memory: Memory,
+        metrics: Handles,
+    ) -> Self {
+        let rejected = Cache::builder()
+            .max_capacity(MAX_REJECTIONS)
+            .time_to_live(NEGATIVE_TTL)
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                keys,
+                memory,
+                rejected,
+                metrics,
+            }),
+        }
+    }
+
+    /// A fresh token for `credentials`, with its cache key; its decision
+    /// is made under `rules` when it is fetched.
+    ///
+    /// # Errors
+    ///
+    /// The token endpoint's error, possibly remembered from a recent
+    /// rejection of the same credentials.
+    pub async fn token(
+        &self,
+        credentials: &Credentials,
+        rules: &Arc<Rules>,
+    ) -> Result<(CacheKey, Arc<Entry>), Arc<FetchError>> {
+        let inner = &self.inner;
+        let key = inner.keys.derive(credentials);
+        if let Some(entry) = inner.memory.get(&key).await {
+            inner.metrics.memory_hit.inc();
+            if entry.claim_refresh(Instant::now()) {
+                self.refresh(
+                    key,
+                    credentials.clone(),
+                    Arc::clone(&entry),
+                    Arc::clone(rules),
+                );
+            }
+            return Ok((key, entry));
+        }
+        if let Some(rejection) = inner.rejected.get(&key).await {
+            inner.metrics.memory_negative.inc();
+            return Err(rejection);
+        }
+        inner.metrics.memory_miss.inc();
+        let fetch = Arc::clone(inner).fetch(key, credentials.clone(), Arc::clone(rules));
+        inner
+            .memory
+            .get_or_fetch(key, fetch)
+            .await
+            .map(|entry| (key, entry))
+    }
+
+    /// Drops the entry under `key` if it still holds `entry`.
+    pub async fn forget(&self, key: CacheKey, entry: &Arc<Entry>) {
+        self.inner.memory.remove_if_same(key, entry).await;
+    }
+
+    /// Replaces the entry under `key` in the background; on failure the
+    /// current token is served on and another refresh may start after
+    /// [`REFRESH_RETRY`].
+    fn refresh(
+        &self,
+        key: CacheKey,
+        credentials: Credentials,
+        current: Arc<Entry>,
+        rules: Arc<Rules>,
+    ) {
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            match Arc::clone(&inner).fetch(key, credentials, rules).await {
+                Ok(fresh) => inner.memory.insert(key, fresh).await,
+                Err(error) => {
+                    tracing::warn!(error = %error, "background token refresh failed; serving the current token");
+                    tokio::time::sleep(REFRESH_RETRY).await;
+                    current.refresh_failed();
+                }
+            }
+        });
+    }
+
+    /// How many tokens the memory store holds (approximate).
+    #[must_use]
+    pub fn cached(&self) -> u64 {
+        self.inner.memory.len()
+    }
+}
+
+impl Inner {
+    /// One token request, timed and counted; a rejection is remembered.
+    async fn fetch(
+        self: Arc<Self>,
+        key: CacheKey,
+        credentials: Credentials,
+        rules: Arc<Rules>,
+    ) -> Fetched {
+        let requested_at = Instant::now();
+        let response = self.endpoint.fetch(&credentials).await;
+        self.metrics
+            .token_duration
+            .observe(requested_at.elapsed().as_secs_f64());
+        let entry = response.and_then(|token| {
+            Entry::new(
+                token.access_token.expose_secret(),
+                token.expires_in,
+                requested_at,
+                &rules,
+            )
+            .map_err(unusable)
+        });
+        match entry {
+            Ok(entry) => {
+                self.metrics.token_request("success");
+                Ok(Arc::new(entry))
+            }
+            Err(error) => {
+                self.metrics.token_request(error.outcome());
+                let error = Arc::new(error);
+                if error.is_rejection() {
+                    self.rejected.insert(key, Arc::clone(&error)).await;
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The error for a token that came back but cannot be used.
+fn unusable(why: Unusable) -> FetchError {
+    FetchError::Malformed {
+        status: 200,
+        reason: match why {
+            Unusable::NotAHeaderValue => "the access token holds bytes not allowed in a header",
+            Unusable::Expired => "the access token's JWT exp has already passed",
+        },
+    }
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("memory", &self.inner.memory)
+            .finish_non_exhaustive()
+    }
+}
