@@ -70,13 +70,15 @@ pub(super) fn client_config(
         );
         Arc::new(InsecureAcceptAnyServerCertificate { provider })
     } else {
-        let no_extra_roots = extra_roots.is_empty();
         let verifier = PlatformRoots::new(extra_roots, provider);
-        if https && no_extra_roots && verifier.get().is_err() {
+        // Read the trust store now, at configuration time, not during the
+        // first request. A failure is kept and reported at each handshake.
+        if https && let Err(error) = verifier.get() {
             tracing::warn!(
                 url,
-                "no CA certificate was found in the system trust store and clientConfig.tls.ca \
-                 is unset: TLS connections to the token endpoint will fail"
+                %error,
+                "no trust roots for the token endpoint (the system store is empty and \
+                 clientConfig.tls.ca is unset): TLS connections to it will fail"
             );
         }
         Arc::new(verifier)
