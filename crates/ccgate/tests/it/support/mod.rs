@@ -1,6 +1,8 @@
 //! Test support shared by the integration tests: the real test
-//! authorization server ([`idp`]) and test TLS material ([`tls`]).
+//! authorization server ([`idp`]), test TLS material ([`tls`]) and a fake
+//! token server for faults the real one cannot produce ([`fault_server`]).
 
+pub(crate) mod fault_server;
 pub(crate) mod idp;
 pub(crate) mod tls;
 
@@ -24,3 +26,47 @@ pub(crate) fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider
     std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+/// Log lines written while a [`LogCapture`] is alive on this thread.
+///
+/// Tests run on tokio's current-thread runtime, so every task of the test,
+/// and every event the code under test emits, runs on this thread.
+pub(crate) struct LogCapture {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LogCapture {
+    /// Captures every event, down to `TRACE`, from now on.
+    pub(crate) fn start() -> Self {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = SharedBuffer(std::sync::Arc::clone(&buffer));
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        Self {
+            buffer,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// The lines so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().expect("log buffer")).into_owned()
+    }
+}
+
+#[derive(Clone)]
+struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

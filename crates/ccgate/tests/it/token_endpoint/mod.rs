@@ -1,6 +1,8 @@
 //! The token endpoint client (`ccgate::token`) against the real test IdP
-//! ([`idp`]).
+//! ([`idp`]) and, for faults a real server cannot produce on demand, the
+//! fake token server ([`faults`]).
 
+mod faults;
 mod idp;
 
 use std::time::Duration;
