@@ -28,6 +28,13 @@ const KEY: &str = "clientConfig.tls.key";
 
 /// The `clientConfig.tls` options: how to reach an `https` token endpoint.
 ///
+/// Server certificates are verified against the platform's trust store
+/// plus `ca`: the CA bundle is **added** to the system roots, as Traefik
+/// adds it to its system pool, so setting it for a private CA does not
+/// break a public endpoint. A failed verification or handshake is a
+/// [`FetchError::Unreachable`](super::FetchError::Unreachable) naming the
+/// TLS reason. TLS 1.2 and 1.3, with aws-lc-rs.
+///
 /// `Debug` shows the certificates (public) and hides the key.
 #[derive(Debug, Clone, Default)]
 pub struct TlsSettings {
