@@ -10,8 +10,7 @@ use reqwest::{Response, StatusCode, Url};
 
 use super::auth::{self, AuthMethod, Memory, Placement};
 use super::error::oauth_error_code;
-use super::settings::EndpointSettings;
-use super::settings::is_loopback;
+use super::settings::{EndpointSettings, is_loopback};
 use super::tls;
 use super::{BuildError, FetchError, TokenResponse, retry};
 use crate::credentials::Credentials;
@@ -82,8 +81,9 @@ struct Inner {
 impl Endpoint {
     /// Validates `settings` and builds the HTTP client.
     ///
-    /// For an `https` URL without `clientConfig.tls.ca`, this reads the
-    /// system trust store. With `insecure_skip_verify` it logs a warning.
+    /// For an `https` URL this reads the system trust store (blocking file
+    /// I/O, once), unless `insecure_skip_verify` is set, which logs a
+    /// warning instead.
     ///
     /// # Errors
     ///

@@ -28,6 +28,13 @@ const KEY: &str = "clientConfig.tls.key";
 
 /// The `clientConfig.tls` options: how to reach an `https` token endpoint.
 ///
+/// Server certificates are verified against the platform's trust store
+/// plus `ca`: the CA bundle is **added** to the system roots, as Traefik
+/// adds it to its system pool, so setting it for a private CA does not
+/// break a public endpoint. A failed verification or handshake is a
+/// [`FetchError::Unreachable`](super::FetchError::Unreachable) naming the
+/// TLS reason. TLS 1.2 and 1.3, with aws-lc-rs.
+///
 /// `Debug` shows the certificates (public) and hides the key.
 #[derive(Debug, Clone, Default)]
 pub struct TlsSettings {
@@ -70,13 +77,15 @@ pub(super) fn client_config(
         );
         Arc::new(InsecureAcceptAnyServerCertificate { provider })
     } else {
-        let no_extra_roots = extra_roots.is_empty();
         let verifier = PlatformRoots::new(extra_roots, provider);
-        if https && no_extra_roots && verifier.get().is_err() {
+        // Read the trust store now, at configuration time, not during the
+        // first request. A failure is kept and reported at each handshake.
+        if https && let Err(error) = verifier.get() {
             tracing::warn!(
                 url,
-                "no CA certificate was found in the system trust store and clientConfig.tls.ca \
-                 is unset: TLS connections to the token endpoint will fail"
+                %error,
+                "no trust roots for the token endpoint (the system store is empty and \
+                 clientConfig.tls.ca is unset): TLS connections to it will fail"
             );
         }
         Arc::new(verifier)

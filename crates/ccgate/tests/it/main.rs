@@ -4,3 +4,5 @@ mod claims_edge_cases;
 mod claims_seed;
 mod expr_errors;
 mod expr_properties;
+mod support;
+mod token_endpoint;
