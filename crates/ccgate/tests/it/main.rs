@@ -4,5 +4,6 @@ mod claims_edge_cases;
 mod claims_seed;
 mod expr_errors;
 mod expr_properties;
+mod middleware;
 mod support;
 mod token_endpoint;

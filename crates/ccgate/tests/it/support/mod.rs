@@ -5,6 +5,7 @@
 pub(crate) mod fault_server;
 pub(crate) mod idp;
 pub(crate) mod tls;
+pub(crate) mod upstream;
 
 use std::fmt::Debug;
 

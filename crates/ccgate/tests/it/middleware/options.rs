@@ -1,0 +1,100 @@
+//! Invalid options are refused when the middleware is built, naming the
+//! field and the reason.
+
+use ccgate::Middleware;
+use ccgate::options::Options;
+use serde_json::{Value, json};
+
+fn error(value: Value) -> (String, String) {
+    let built = Options::from_value(value).and_then(Middleware::new);
+    let error = built.expect_err("invalid options");
+    (error.field().to_owned(), error.to_string())
+}
+
+fn valid() -> Value {
+    json!({"url": "https://idp.example.com/token", "audience": "https://api.example.com"})
+}
+
+fn with(changes: Value) -> Value {
+    let mut value = valid();
+    for (key, field) in changes.as_object().unwrap() {
+        if field.is_null() {
+            value.as_object_mut().unwrap().remove(key);
+        } else {
+            value[key] = field.clone();
+        }
+    }
+    value
+}
+
+#[test]
+fn the_valid_base_builds() {
+    assert!(Middleware::new(Options::from_value(valid()).unwrap()).is_ok());
+    for secret in [
+        "0123456789abcdef",
+        "0123456789abcdef01234567",
+        "0123456789abcdef0123456789abcdef",
+    ] {
+        let options = Options::from_value(with(json!({"store": {"secret": secret}}))).unwrap();
+        assert!(Middleware::new(options).is_ok(), "{} bytes", secret.len());
+    }
+}
+
+#[test]
+fn every_invalid_field_is_named_with_its_reason() {
+    #[rustfmt::skip]
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (with(json!({"url": null})), "url", "required"),
+        (with(json!({"url": "ftp://idp/token"})), "url", "http"),
+        (with(json!({"url": "not a url"})), "url", ""),
+        (with(json!({"audience": null})), "audience", "required"),
+        (with(json!({"clientID": "gateway"})), "clientSecret", "must be set when clientID is set"),
+        (with(json!({"clientSecret": "s3cret"})), "clientID", "must be set when clientSecret is set"),
+        (with(json!({"store": {"secret": "short"}})), "store.secret", "must be 16, 24 or 32 bytes long"),
+        (with(json!({"store": {"secret": "0123456789abcdef0"}})), "store.secret", "not 17"),
+        (with(json!({"store": {"redis": {"endpoints": ["127.0.0.1:6379"]}}})), "store.redis", "not available"),
+        (with(json!({"claims": "Equals(`grp`)"})), "claims", "at column 1: `Equals` takes 2 arguments, found 1"),
+        (with(json!({"claims": "Equals(`grp`, `admin`) & x"})), "claims", "column 24"),
+        (with(json!({"forwardHeaders": {"Bad Name": "grp"}})), "forwardHeaders.Bad Name", "not a valid HTTP header name"),
+        (with(json!({"forwardHeaders": {"Authorization": "grp"}})), "forwardHeaders.Authorization", "cannot be set from a claim"),
+        (with(json!({"forwardHeaders": {"X-Group": "a..b"}})), "forwardHeaders.X-Group", "empty key"),
+        (with(json!({"usernameClaim": "user\\x"})), "usernameClaim", "invalid escape"),
+        (with(json!({"clientConfig": {"timeoutSeconds": 0}})), "clientConfig.timeoutSeconds", "between 1 and 300"),
+        (with(json!({"clientConfig": {"maxRetries": 11}})), "clientConfig.maxRetries", "at most 10"),
+        (with(json!({"clientConfig": {"tls": {"ca": "not a pem"}}})), "clientConfig.tls.ca", ""),
+        (with(json!({"clientConfig": {"tls": {"cert": "not a pem"}}})), "clientConfig.tls.key", "its key is needed"),
+        (with(json!({"clientConfig": {"tls": {"cert": "not a pem", "key": "not a key"}}})), "clientConfig.tls.cert", ""),
+        (with(json!({"scopes": ["read write"]})), "scopes", ""),
+        (with(json!({"authMethod": "magic"})), "authMethod", "unknown variant"),
+        (with(json!({"clientConfig": {"timeout": 3}})), "clientConfig.timeout", "unknown field (known: tls, timeoutSeconds, maxRetries)"),
+        (with(json!({"plugin": {}})), "plugin", "unknown field"),
+        (
+            with(json!({"clientID": "urn:k8s:my-secret:my-secret:clientID", "clientSecret": "x"})),
+            "clientID",
+            "expected urn:k8s:secret:NAME:KEY",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (value, field, words) in &cases {
+        let (got_field, message) = error(value.clone());
+        if got_field != *field
+            || !message.contains(words)
+            || !message.contains(&format!("`{field}`"))
+        {
+            failures.push(format!(
+                "{value}: got `{got_field}`: {message}; want `{field}` and {words:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn errors_never_show_secret_values() {
+    let (_, message) = error(with(json!({"store": {"secret": "hunter2-not-16"}})));
+    assert!(!message.contains("hunter2"), "{message}");
+    let (_, message) = error(with(
+        json!({"clientConfig": {"tls": {"key": "-----BEGIN PRIVATE KEY-----\nhunter2\n", "cert": "x"}}}),
+    ));
+    assert!(!message.contains("hunter2"), "{message}");
+}
