@@ -1,10 +1,12 @@
 //! The `ccgate` command.
 //!
-//! Today it has one subcommand, `ccgate claims`, which evaluates a claims
-//! expression against a JSON document; the gateway (`serve`, `check`)
-//! follows.
+//! Subcommands: `ccgate check`, which validates a configuration file and
+//! prints its summary, and `ccgate claims`, which evaluates a claims
+//! expression against a JSON document; the gateway (`serve`) follows.
 
+mod check_cmd;
 mod claims_cmd;
+mod config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +23,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Validate a configuration file as `serve` would, without network.
+    ///
+    /// Prints a summary (entry points, routers, middlewares, services; every
+    /// secret redacted) and exits 0 when it is valid; prints the error
+    /// (file, field path, reason) and exits 1 when it is not.
+    Check {
+        /// The main configuration file.
+        #[arg(
+            short = 'c',
+            long = "config",
+            value_name = "FILE",
+            default_value = "ccgate.yaml"
+        )]
+        config: PathBuf,
+    },
     /// Evaluate a claims expression against a JSON document.
     ///
     /// Prints `true` and exits 0 when it holds, prints `false` and exits 1
@@ -38,6 +55,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check { config } => check_cmd::run(&config),
         Command::Claims {
             expression,
             document,

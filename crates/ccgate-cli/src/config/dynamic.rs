@@ -1,0 +1,511 @@
+//! The dynamic part, `http.routers`, `http.middlewares` and
+//! `http.services`, from every file and document, gathered into
+//! [`Definitions`] before references are checked.
+
+use std::collections::BTreeMap;
+
+use ccgate::options::{Options, OptionsError};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::error::{ConfigError, Origin};
+use super::model::{Middleware, Router, Service};
+use super::normalise::{Shape, join, normalise, typed};
+use super::rules;
+use super::secrets::Secrets;
+
+/// The namespace of middlewares defined under `http.middlewares`.
+pub(super) const DEFAULT_NAMESPACE: &str = "default";
+
+/// The one middleware type: `plugin.oAuthClientCredentials`. Also the
+/// shape of a Kubernetes Middleware's `spec`.
+pub(super) const MIDDLEWARE: Shape = Shape::OneOf {
+    fields: &[(
+        "plugin",
+        Shape::OneOf {
+            fields: &[("oAuthClientCredentials", Shape::Any)],
+            what: "plugin",
+            supported: "oAuthClientCredentials",
+        },
+    )],
+    what: "middleware type",
+    supported: "plugin.oAuthClientCredentials",
+};
+
+const ROUTER: Shape = Shape::Object(&[
+    ("entryPoints", Shape::List(&Shape::Any)),
+    ("rule", Shape::Any),
+    ("priority", Shape::Any),
+    ("middlewares", Shape::List(&Shape::Any)),
+    ("service", Shape::Any),
+]);
+
+const SERVICE: Shape = Shape::OneOf {
+    fields: &[(
+        "loadBalancer",
+        Shape::Object(&[
+            (
+                "servers",
+                Shape::List(&Shape::Object(&[("url", Shape::Any)])),
+            ),
+            ("passHostHeader", Shape::Any),
+        ]),
+    )],
+    what: "service type",
+    supported: "loadBalancer",
+};
+
+const HTTP: Shape = Shape::Object(&[
+    ("routers", Shape::Map(&ROUTER)),
+    ("middlewares", Shape::Map(&MIDDLEWARE)),
+    ("services", Shape::Map(&SERVICE)),
+]);
+
+/// A document of a provider file that is not a Kubernetes manifest.
+const DOCUMENT: Shape = Shape::Object(&[("http", HTTP)]);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDocument {
+    http: Option<RawHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    routers: BTreeMap<String, RawRouter>,
+    #[serde(default)]
+    middlewares: BTreeMap<String, RawMiddleware>,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRouter {
+    #[serde(default)]
+    entry_points: Vec<String>,
+    rule: String,
+    priority: Option<i64>,
+    #[serde(default)]
+    middlewares: Vec<String>,
+    service: String,
+}
+
+/// `plugin.oAuthClientCredentials`, the options left as a value.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMiddleware {
+    plugin: RawPlugin,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    #[serde(rename = "oAuthClientCredentials")]
+    options: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawService {
+    load_balancer: RawLoadBalancer,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawLoadBalancer {
+    #[serde(default)]
+    servers: Vec<RawServer>,
+    pass_host_header: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    url: String,
+}
+
+/// Something defined under a name: where, and what.
+#[derive(Debug)]
+pub(super) struct Defined<T> {
+    pub(super) origin: Origin,
+    /// The path of its definition, e.g. `http.routers.api` or `spec`.
+    pub(super) path: String,
+    pub(super) value: T,
+}
+
+/// A middleware whose options are not read yet: their secret URNs need
+/// every Secret of every file.
+#[derive(Debug)]
+pub(super) struct PendingMiddleware {
+    namespace: String,
+    options: Value,
+}
+
+/// Everything defined by every file, by name.
+#[derive(Debug, Default)]
+pub(super) struct Definitions {
+    /// Routers, references not checked yet.
+    pub(super) routers: BTreeMap<String, Defined<Router>>,
+    pub(super) middlewares: BTreeMap<String, Defined<PendingMiddleware>>,
+    pub(super) services: BTreeMap<String, Defined<Service>>,
+    pub(super) secrets: Secrets,
+}
+
+impl Definitions {
+    /// Reads a provider file's document (`http:` only).
+    pub(super) fn read_document(
+        &mut self,
+        value: Map<String, Value>,
+        origin: &Origin,
+    ) -> Result<(), ConfigError> {
+        let value = normalise(Value::Object(value), &DOCUMENT, origin, "")?;
+        let raw: RawDocument = typed(value, origin, "")?;
+        match raw.http {
+            Some(http) => self.add_http(http, origin),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the main file's inline `http` section.
+    pub(super) fn read_http(&mut self, value: Value, origin: &Origin) -> Result<(), ConfigError> {
+        let value = normalise(value, &HTTP, origin, "http")?;
+        let raw: RawHttp = typed(value, origin, "http")?;
+        self.add_http(raw, origin)
+    }
+
+    fn add_http(&mut self, http: RawHttp, origin: &Origin) -> Result<(), ConfigError> {
+        for (name, raw) in http.routers {
+            let path = format!("http.routers.{name}");
+            let router = router(raw, origin, &path)?;
+            define(&mut self.routers, "router", name, origin, path, router)?;
+        }
+        for (name, raw) in http.middlewares {
+            let path = format!("http.middlewares.{name}");
+            self.add_middleware(name, DEFAULT_NAMESPACE, raw, origin, path)?;
+        }
+        for (name, raw) in http.services {
+            let path = format!("http.services.{name}");
+            let service = service(raw, origin, &path)?;
+            define(&mut self.services, "service", name, origin, path, service)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the middleware `name` of `namespace` defined at `path`.
+    pub(super) fn add_middleware(
+        &mut self,
+        name: String,
+        namespace: &str,
+        raw: RawMiddleware,
+        origin: &Origin,
+        path: String,
+    ) -> Result<(), ConfigError> {
+        let pending = PendingMiddleware {
+            namespace: namespace.to_owned(),
+            options: raw.plugin.options,
+        };
+        define(
+            &mut self.middlewares,
+            "middleware",
+            name,
+            origin,
+            path,
+            pending,
+        )
+    }
+}
+
+/// Inserts `value` under `name`, unless the name is taken or invalid.
+fn define<T>(
+    map: &mut BTreeMap<String, Defined<T>>,
+    what: &str,
+    name: String,
+    origin: &Origin,
+    path: String,
+    value: T,
+) -> Result<(), ConfigError> {
+    if name.is_empty() || name.contains('@') {
+        let reason = format!("invalid {what} name {name:?}: it must be non-empty, without `@`");
+        return Err(origin.error(&path, reason));
+    }
+    if let Some(first) = map.get(&name) {
+        let reason = format!(
+            "{what} \"{name}\" is defined twice: also in {} ({})",
+            first.origin, first.path
+        );
+        return Err(origin.error(&path, reason));
+    }
+    let origin = origin.clone();
+    map.insert(
+        name,
+        Defined {
+            origin,
+            path,
+            value,
+        },
+    );
+    Ok(())
+}
+
+fn router(raw: RawRouter, origin: &Origin, path: &str) -> Result<Router, ConfigError> {
+    if let Err(error) = rules::parse(&raw.rule) {
+        return Err(origin.error(&format!("{path}.rule"), error.to_string()));
+    }
+    Ok(Router {
+        entry_points: raw.entry_points,
+        rule: raw.rule,
+        priority: raw.priority,
+        middlewares: raw.middlewares,
+        service: raw.service,
+    })
+}
+
+fn service(raw: RawService, origin: &Origin, path: &str) -> Result<Service, ConfigError> {
+    let balancer = raw.load_balancer;
+    if balancer.servers.is_empty() {
+        let path = format!("{path}.loadBalancer.servers");
+        return Err(origin.error(&path, "at least one server is required"));
+    }
+    let servers = balancer
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(index, server)| {
+            server_url(&server.url).map_err(|reason| {
+                origin.error(&format!("{path}.loadBalancer.servers[{index}].url"), reason)
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Service {
+        servers,
+        pass_host_header: balancer.pass_host_header.unwrap_or(true),
+    })
+}
+
+/// An upstream server: `http://host[:port]`, nothing after the authority.
+fn server_url(text: &str) -> Result<http::Uri, String> {
+    let expected = "expected an absolute http URL such as http://127.0.0.1:9500";
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| format!("invalid URL {text:?}: {expected}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{text:?}: https upstreams are not supported yet; use an http:// URL"
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "{text:?}: unsupported scheme `{other}`: {expected}"
+            ));
+        }
+        None => return Err(format!("{text:?} is not absolute: {expected}")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host: {expected}"));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!(
+            "{text:?}: credentials in a server URL are not supported"
+        ));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "{text:?}: a path or query in a server URL is not supported: {expected}"
+        ));
+    }
+    Ok(uri)
+}
+
+/// Reads the options of a pending middleware, its secret URNs resolved
+/// from `secrets`.
+///
+/// # Errors
+///
+/// An unresolvable or malformed URN, or an invalid option, with the full
+/// path of the field.
+pub(super) fn resolve_middleware(
+    defined: Defined<PendingMiddleware>,
+    secrets: &Secrets,
+) -> Result<Middleware, ConfigError> {
+    let Defined {
+        origin,
+        path,
+        value: PendingMiddleware {
+            namespace,
+            mut options,
+        },
+    } = defined;
+    let options_path = format!("{path}.plugin.oAuthClientCredentials");
+    let resolved = secrets.resolve(&mut options, &namespace, &origin, &options_path)?;
+    let options = Options::from_value(options).map_err(|error| {
+        let field = option_path(&options_path, &error);
+        origin.error(&field, resolved.redact(error.reason().to_owned()))
+    })?;
+    Ok(Middleware {
+        options,
+        file: origin.file,
+        document: origin.document,
+        options_path,
+        secret_urns: resolved.urns,
+    })
+}
+
+impl Middleware {
+    /// An error of the options of this middleware (from
+    /// [`ccgate::Middleware`]'s builder), with its file and full path.
+    pub(crate) fn error(&self, error: &OptionsError) -> ConfigError {
+        let path = option_path(&self.options_path, error);
+        self.origin().error(&path, error.reason())
+    }
+
+    /// Where it was defined.
+    pub(super) fn origin(&self) -> Origin {
+        Origin {
+            file: self.file.clone(),
+            document: self.document,
+        }
+    }
+}
+
+fn option_path(options_path: &str, error: &OptionsError) -> String {
+    match error.field() {
+        "" | "." => options_path.to_owned(),
+        field => join(options_path, field),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use serde_json::json;
+
+    fn read(value: Value) -> Result<Definitions, String> {
+        let mut definitions = Definitions::default();
+        let origin = Origin::file(Path::new("d.yaml"));
+        let Value::Object(map) = value else { panic!() };
+        definitions
+            .read_document(map, &origin)
+            .map_err(|e| e.to_string())?;
+        Ok(definitions)
+    }
+
+    #[test]
+    fn reads_routers_middlewares_and_services() {
+        let d = read(json!({"HTTP": {
+            "Routers": {"api": {"EntryPoints": ["web"], "rule": "Path(`/a`)", "priority": 7, "middlewares": ["cc@file"], "service": "backend"}},
+            "middlewares": {"cc": {"Plugin": {"oauthclientcredentials": {"url": "http://idp/token"}}}},
+            "services": {"backend": {"loadbalancer": {"servers": [{"url": "http://127.0.0.1:9500"}], "passHostHeader": false}}}
+        }}))
+        .unwrap();
+        let api = &d.routers["api"];
+        assert_eq!(api.path, "http.routers.api");
+        assert_eq!(api.value.priority, Some(7));
+        assert_eq!(api.value.middlewares, ["cc@file"]);
+        let backend = &d.services["backend"].value;
+        assert_eq!(backend.servers[0].to_string(), "http://127.0.0.1:9500/");
+        assert!(!backend.pass_host_header);
+        let middleware =
+            resolve_middleware(d.middlewares.into_iter().next().unwrap().1, &d.secrets).unwrap();
+        assert_eq!(middleware.options.url, "http://idp/token");
+        assert_eq!(
+            middleware.options_path,
+            "http.middlewares.cc.plugin.oAuthClientCredentials"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (value, expected) in [
+            (
+                json!({"tcp": {}}),
+                "d.yaml: tcp: unknown field (known: http)",
+            ),
+            (
+                json!({"http": {"routers": {"a": {"rule": "Path(`/`)", "service": "s", "tls": {}}}}}),
+                "d.yaml: http.routers.a.tls: unknown field (known: entryPoints, rule, priority, middlewares, service)",
+            ),
+            (
+                json!({"http": {"routers": {"a": {"rule": "Path(`/`)"}}}}),
+                "d.yaml: http.routers.a.service: required",
+            ),
+            (
+                json!({"http": {"routers": {"a": {"rule": "Path(`/`) &&", "service": "s"}}}}),
+                "d.yaml: http.routers.a.rule: at column 13: expected a function call",
+            ),
+            (
+                json!({"http": {"routers": {"a@b": {"rule": "Path(`/`)", "service": "s"}}}}),
+                "d.yaml: http.routers.a@b: invalid router name \"a@b\"",
+            ),
+            (
+                json!({"http": {"middlewares": {"h": {"headers": {"customRequestHeaders": {}}}}}}),
+                "d.yaml: http.middlewares.h.headers: unsupported middleware type `headers` (ccgate supports plugin.oAuthClientCredentials)",
+            ),
+            (
+                json!({"http": {"middlewares": {"h": {"plugin": {"jwt": {}}}}}}),
+                "d.yaml: http.middlewares.h.plugin.jwt: unsupported plugin `jwt` (ccgate supports oAuthClientCredentials)",
+            ),
+            (
+                json!({"http": {"services": {"s": {"weighted": {}}}}}),
+                "d.yaml: http.services.s.weighted: unsupported service type `weighted` (ccgate supports loadBalancer)",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {}}}}}),
+                "d.yaml: http.services.s.loadBalancer.servers: at least one server is required",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "https://up"}]}}}}}),
+                "d.yaml: http.services.s.loadBalancer.servers[0].url: \"https://up\": https upstreams are not supported yet",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "up:80"}]}}}}}),
+                "servers[0].url: ",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "http://up/api"}]}}}}}),
+                "a path or query in a server URL is not supported",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "http://up"}], "passHostHeader": "no"}}}}}),
+                "d.yaml: http.services.s.loadBalancer.passHostHeader: invalid type: string \"no\", expected a boolean",
+            ),
+        ] {
+            let err = read(value).unwrap_err();
+            assert!(err.contains(expected), "{err}\n  expected: {expected}");
+        }
+    }
+
+    #[test]
+    fn a_name_defined_twice_names_both_places() {
+        let mut definitions = Definitions::default();
+        let router = json!({"routers": {"api": {"rule": "Path(`/`)", "service": "s"}}});
+        let a = Origin::file(Path::new("conf.d/a.yaml"));
+        let b = Origin::file(Path::new("conf.d/b.yaml"));
+        definitions.read_http(router.clone(), &a).unwrap();
+        let err = definitions.read_http(router, &b).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "conf.d/b.yaml: http.routers.api: router \"api\" is defined twice: also in conf.d/a.yaml (http.routers.api)"
+        );
+    }
+
+    #[test]
+    fn option_errors_carry_the_full_path_and_no_secret() {
+        let mut definitions = Definitions::default();
+        let origin = Origin::file(Path::new("c.yaml"));
+        let http = json!({"middlewares": {"cc": {"plugin": {"oAuthClientCredentials": {"clientConfig": {"timeout": 1}}}}}});
+        definitions.read_http(http, &origin).unwrap();
+        let pending = definitions.middlewares.remove("cc").unwrap();
+        let err = resolve_middleware(pending, &definitions.secrets).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.yaml: http.middlewares.cc.plugin.oAuthClientCredentials.clientConfig.timeout: unknown field (known: tls, timeoutSeconds, maxRetries)"
+        );
+    }
+}

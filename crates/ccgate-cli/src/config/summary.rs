@@ -1,0 +1,387 @@
+//! A readable summary of a loaded configuration, as `ccgate check` prints
+//! it.
+//!
+//! # Security
+//!
+//! Secret values are never printed: `clientSecret`, `store.secret` and
+//! `clientConfig.tls.key` show `<redacted>`, and any option that was a
+//! secret URN shows the URN, not the value it resolved to (so a `clientID`
+//! kept in a Secret stays there).
+
+use std::fmt::{self, Display, Write as _};
+use std::path::Path;
+
+use ccgate::options::Options;
+
+use super::model::{Config, LogFormat, Middleware, Router, Service};
+
+/// What `ccgate check` prints for a valid configuration.
+#[derive(Debug)]
+pub(crate) struct Summary<'a> {
+    config: &'a Config,
+    main: &'a Path,
+}
+
+impl<'a> Summary<'a> {
+    /// The summary of `config`, loaded from the main file `main`.
+    pub(crate) fn new(config: &'a Config, main: &'a Path) -> Self {
+        Self { config, main }
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+impl Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = self.config;
+        writeln!(f, "{}: the configuration is valid", self.main.display())?;
+        writeln!(f)?;
+        writeln!(f, "entry points:")?;
+        for (name, entry_point) in &config.entry_points {
+            write!(f, "  {name}: {}", entry_point.address)?;
+            if let Some(tls) = &entry_point.tls {
+                write!(
+                    f,
+                    ", TLS (cert {}, key {})",
+                    tls.cert_file.display(),
+                    tls.key_file.display()
+                )?;
+            }
+            if config.ping.as_ref() == Some(name) {
+                write!(f, ", GET /ping")?;
+            }
+            if config.metrics.as_ref() == Some(name) {
+                write!(f, ", GET /metrics")?;
+            }
+            writeln!(f)?;
+        }
+        writeln!(
+            f,
+            "log: level {}, format {}",
+            config.log.level,
+            format_name(config.log.format)
+        )?;
+        match &config.access_log {
+            Some(access_log) => writeln!(
+                f,
+                "access log: format {}, to {}",
+                format_name(access_log.format),
+                access_log
+                    .file_path
+                    .as_ref()
+                    .map_or_else(|| "standard output".to_owned(), |p| p.display().to_string())
+            )?,
+            None => writeln!(f, "access log: off")?,
+        }
+        if !config.watch.is_empty() {
+            let watched: Vec<String> = config
+                .watch
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            writeln!(f, "watching: {}", watched.join(", "))?;
+        }
+        section(f, "routers", &config.http.routers, router)?;
+        section(f, "middlewares", &config.http.middlewares, middleware)?;
+        section(f, "services", &config.http.services, service)
+    }
+}
+
+fn section<T>(
+    f: &mut fmt::Formatter<'_>,
+    title: &str,
+    items: &std::collections::BTreeMap<String, T>,
+    item: fn(&mut String, &T),
+) -> fmt::Result {
+    writeln!(f)?;
+    if items.is_empty() {
+        return writeln!(f, "{title}: none");
+    }
+    writeln!(f, "{title}:")?;
+    for (name, value) in items {
+        writeln!(f, "  {name}")?;
+        let mut lines = String::new();
+        item(&mut lines, value);
+        for line in lines.lines() {
+            writeln!(f, "    {line}")?;
+        }
+    }
+    Ok(())
+}
+
+fn format_name(format: LogFormat) -> &'static str {
+    match format {
+        LogFormat::Common => "common",
+        LogFormat::Json => "json",
+    }
+}
+
+fn router(out: &mut String, router: &Router) {
+    let entry_points = if router.entry_points.is_empty() {
+        "all".to_owned()
+    } else {
+        router.entry_points.join(", ")
+    };
+    let priority = router.priority.map_or_else(
+        || format!("{} (the rule's length)", router.rule.len()),
+        |p| p.to_string(),
+    );
+    let middlewares = if router.middlewares.is_empty() {
+        "none".to_owned()
+    } else {
+        router.middlewares.join(", ")
+    };
+    let _ = writeln!(out, "entry points: {entry_points}");
+    let _ = writeln!(out, "rule: {}", router.rule);
+    let _ = writeln!(out, "priority: {priority}");
+    let _ = writeln!(out, "middlewares: {middlewares}");
+    let _ = writeln!(out, "service: {}", router.service);
+}
+
+fn service(out: &mut String, service: &Service) {
+    let servers: Vec<String> = service.servers.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "servers: {}", servers.join(", "));
+    let _ = writeln!(out, "passHostHeader: {}", service.pass_host_header);
+}
+
+fn middleware(out: &mut String, middleware: &Middleware) {
+    let options = &middleware.options;
+    let shown = Shown { middleware };
+    let _ = writeln!(out, "defined in: {}", middleware.origin());
+    let level = if options.client_id.is_some() {
+        "gateway (ccgate sends its clientID and clientSecret)"
+    } else {
+        "application (callers send Basic credentials)"
+    };
+    let _ = writeln!(out, "level: {level}");
+    let _ = writeln!(out, "url: {}", shown.plain("url", &options.url));
+    let _ = writeln!(
+        out,
+        "audience: {}",
+        shown.plain("audience", &options.audience)
+    );
+    if let Some(id) = &options.client_id {
+        let _ = writeln!(out, "clientID: {}", shown.plain("clientID", id));
+    }
+    if options.client_secret.is_some() {
+        let _ = writeln!(out, "clientSecret: {}", shown.secret("clientSecret"));
+    }
+    let _ = writeln!(out, "authMethod: {}", options.auth_method.as_str());
+    if !options.scopes.is_empty() {
+        let scopes: Vec<String> = (options.scopes.iter().enumerate())
+            .map(|(i, scope)| shown.plain(&format!("scopes[{i}]"), scope))
+            .collect();
+        let _ = writeln!(out, "scopes: {}", scopes.join(" "));
+    }
+    optional(out, &shown, "claims", options.claims.as_deref());
+    for (header, claim) in &options.forward_headers {
+        let path = format!("forwardHeaders.{header}");
+        let _ = writeln!(
+            out,
+            "forwardHeaders: {header} <- {}",
+            shown.plain(&path, claim)
+        );
+    }
+    optional(
+        out,
+        &shown,
+        "usernameClaim",
+        options.username_claim.as_deref(),
+    );
+    client_config(out, &shown, options);
+    store(out, &shown, options);
+}
+
+fn optional(out: &mut String, shown: &Shown<'_>, name: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        let _ = writeln!(out, "{name}: {}", shown.plain(name, value));
+    }
+}
+
+fn client_config(out: &mut String, shown: &Shown<'_>, options: &Options) {
+    let client = &options.client_config;
+    let _ = writeln!(
+        out,
+        "clientConfig: timeoutSeconds {}, maxRetries {}",
+        client.timeout_seconds, client.max_retries
+    );
+    let tls = &client.tls;
+    if tls.ca.is_some() {
+        let _ = writeln!(
+            out,
+            "clientConfig.tls.ca: {}",
+            shown.pem("clientConfig.tls.ca")
+        );
+    }
+    if tls.cert.is_some() {
+        let _ = writeln!(
+            out,
+            "clientConfig.tls.cert: {}",
+            shown.pem("clientConfig.tls.cert")
+        );
+    }
+    if tls.key.is_some() {
+        let _ = writeln!(
+            out,
+            "clientConfig.tls.key: {}",
+            shown.secret("clientConfig.tls.key")
+        );
+    }
+    if tls.insecure_skip_verify {
+        let _ = writeln!(
+            out,
+            "clientConfig.tls.insecureSkipVerify: true (INSECURE: the token endpoint's certificate is not verified)"
+        );
+    }
+}
+
+fn store(out: &mut String, shown: &Shown<'_>, options: &Options) {
+    let store = &options.store;
+    let kind = if store.redis.is_some() {
+        "redis (settings not shown)"
+    } else {
+        "memory"
+    };
+    let _ = writeln!(out, "store: {kind}");
+    if !store.key_prefix.is_empty() {
+        let prefix = shown.plain("store.keyPrefix", &store.key_prefix);
+        let _ = writeln!(out, "store.keyPrefix: {prefix}");
+    }
+    let secret = if store.secret.is_some() {
+        shown.secret("store.secret")
+    } else {
+        "unset (tokens are not encrypted in the store)".to_owned()
+    };
+    let _ = writeln!(out, "store.secret: {secret}");
+}
+
+/// How an option is shown: its value, or its URN when it came from a
+/// Secret; secret options never show their value.
+struct Shown<'a> {
+    middleware: &'a Middleware,
+}
+
+impl Shown<'_> {
+    fn urn(&self, path: &str) -> Option<&str> {
+        (self.middleware.secret_urns.iter())
+            .find(|(written, _)| written.eq_ignore_ascii_case(path))
+            .map(|(_, urn)| urn.as_str())
+    }
+
+    fn plain(&self, path: &str, value: &str) -> String {
+        match self.urn(path) {
+            Some(urn) => format!("from {urn}"),
+            None => value.to_owned(),
+        }
+    }
+
+    fn pem(&self, path: &str) -> String {
+        match self.urn(path) {
+            Some(urn) => format!("PEM from {urn}"),
+            None => "PEM (inline)".to_owned(),
+        }
+    }
+
+    fn secret(&self, path: &str) -> String {
+        match self.urn(path) {
+            Some(urn) => format!("{REDACTED} (from {urn})"),
+            None => REDACTED.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::model::{EntryPoint, Http, TlsFiles};
+
+    fn config() -> Config {
+        let options = Options::from_value(json!({
+            "url": "https://idp.example.com/token",
+            "audience": "https://api.example.com",
+            "clientID": "id-from-a-secret",
+            "clientSecret": "hunter2-client-secret",
+            "scopes": ["read", "write"],
+            "claims": "Equals(`grp`, `admin`)",
+            "forwardHeaders": {"X-Group": "grp"},
+            "clientConfig": {"tls": {"ca": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----xyz"}},
+            "store": {"secret": "0123456789abcdef", "keyPrefix": "cc:"}
+        }))
+        .unwrap();
+        let middleware = Middleware {
+            options,
+            file: PathBuf::from("conf.d/k8s.yaml"),
+            document: Some(4),
+            options_path: "spec.plugin.oAuthClientCredentials".to_owned(),
+            secret_urns: BTreeMap::from([(
+                "clientId".to_owned(),
+                "urn:k8s:secret:creds:id".to_owned(),
+            )]),
+        };
+        let router = Router {
+            entry_points: Vec::new(),
+            rule: "Path(`/`)".to_owned(),
+            priority: None,
+            middlewares: vec!["cc".to_owned()],
+            service: "backend".to_owned(),
+        };
+        let service = Service {
+            servers: vec!["http://127.0.0.1:9500".parse().unwrap()],
+            pass_host_header: true,
+        };
+        let entry_point = EntryPoint {
+            address: "0.0.0.0:8443".parse().unwrap(),
+            tls: Some(TlsFiles {
+                cert_file: PathBuf::from("cert.pem"),
+                key_file: PathBuf::from("key.pem"),
+            }),
+        };
+        Config {
+            entry_points: BTreeMap::from([("websecure".to_owned(), entry_point)]),
+            http: Http {
+                routers: BTreeMap::from([("api".to_owned(), router)]),
+                middlewares: BTreeMap::from([("cc".to_owned(), middleware)]),
+                services: BTreeMap::from([("backend".to_owned(), service)]),
+            },
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn shows_the_configuration_and_no_secret() {
+        let text = Summary::new(&config(), Path::new("ccgate.yaml")).to_string();
+        for expected in [
+            "ccgate.yaml: the configuration is valid",
+            "  websecure: 0.0.0.0:8443, TLS (cert cert.pem, key key.pem)",
+            "access log: off",
+            "    entry points: all\n    rule: Path(`/`)\n    priority: 9 (the rule's length)\n    middlewares: cc\n    service: backend",
+            "    defined in: conf.d/k8s.yaml (document at line 4)",
+            "    level: gateway",
+            "    clientID: from urn:k8s:secret:creds:id",
+            "    clientSecret: <redacted>\n",
+            "    scopes: read write",
+            "    claims: Equals(`grp`, `admin`)",
+            "    forwardHeaders: X-Group <- grp",
+            "    clientConfig.tls.ca: PEM (inline)",
+            "    clientConfig.tls.key: <redacted>",
+            "    store.keyPrefix: cc:",
+            "    store.secret: <redacted>",
+            "    servers: http://127.0.0.1:9500/\n    passHostHeader: true",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        for secret in [
+            "id-from-a-secret",
+            "hunter2-client-secret",
+            "0123456789abcdef",
+            "PRIVATE KEY",
+        ] {
+            assert!(!text.contains(secret), "{secret} in\n{text}");
+        }
+    }
+}
