@@ -1,12 +1,14 @@
 //! The `ccgate` command.
 //!
-//! Subcommands: `ccgate check`, which validates a configuration file and
-//! prints its summary, and `ccgate claims`, which evaluates a claims
-//! expression against a JSON document; the gateway (`serve`) follows.
+//! - `ccgate serve [-c FILE]`: run the gateway ([`gateway`]);
+//! - `ccgate check [-c FILE]`: validate a configuration and print its
+//!   summary, secrets redacted;
+//! - `ccgate claims 'EXPR' [JSON_FILE|-]`: evaluate a claims expression.
 
 mod check_cmd;
 mod claims_cmd;
 mod config;
+mod gateway;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +25,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway until SIGTERM or SIGINT.
+    Serve {
+        /// The configuration file.
+        #[arg(short, long, value_name = "FILE", default_value = "ccgate.yaml")]
+        config: PathBuf,
+    },
     /// Validate a configuration file as `serve` would, without network.
     ///
     /// Prints a summary (entry points, routers, middlewares, services; every
@@ -55,10 +63,31 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { config } => serve(&config),
         Command::Check { config } => check_cmd::run(&config),
         Command::Claims {
             expression,
             document,
         } => claims_cmd::run(&expression, &document),
+    }
+}
+
+fn serve(config: &std::path::Path) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ccgate: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(gateway::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ccgate: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -56,7 +56,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) use error::ConfigError;
-pub(crate) use model::{Config, Http};
+pub(crate) use model::{Config, FORWARD_AUTH_SERVICE, Http, LogFormat, TlsFiles};
 pub(crate) use summary::Summary;
 pub(crate) use tls::read_tls;
 

@@ -49,6 +49,7 @@ pub struct Builder {
     name: String,
     metrics: Option<Metrics>,
     max_entries: u64,
+    previous: Option<Middleware>,
 }
 
 impl Builder {
@@ -58,6 +59,7 @@ impl Builder {
             name: "oauth-client-credentials".to_owned(),
             metrics: None,
             max_entries: DEFAULT_MAX_ENTRIES,
+            previous: None,
         }
     }
 
@@ -77,6 +79,16 @@ impl Builder {
     /// Bounds the memory store (default [`DEFAULT_MAX_ENTRIES`]).
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries;
+        self
+    }
+
+    /// Keeps the cached tokens of `previous` (a reload) when every option
+    /// that decides which token a request gets — url, audience, scopes,
+    /// authMethod, credentials, clientConfig, store — is unchanged; the
+    /// claims, forwarded headers and username may differ, and decisions
+    /// on cached tokens are remade under the new ones.
+    pub fn reuse(mut self, previous: &Middleware) -> Self {
+        self.previous = Some(previous.clone());
         self
     }
 
@@ -115,20 +127,70 @@ impl Builder {
             &options.scopes,
             options.auth_method.as_str(),
         );
-        let metrics = self
-            .metrics
-            .unwrap_or_else(Metrics::unregistered)
-            .handles(&self.name);
-        let source = TokenSource::new(endpoint, keys, Memory::new(self.max_entries), metrics);
+        let token_settings = fingerprint(&options, &self.name, self.max_entries);
+        let source = match self.previous {
+            Some(previous) if previous.inner.token_settings == token_settings => {
+                previous.inner.source.clone()
+            }
+            _ => {
+                let metrics = self
+                    .metrics
+                    .unwrap_or_else(Metrics::unregistered)
+                    .handles(&self.name);
+                TokenSource::new(endpoint, keys, Memory::new(self.max_entries), metrics)
+            }
+        };
         Ok(Middleware {
             inner: Arc::new(Inner {
                 name: self.name,
                 gateway_credentials,
                 source,
                 rules,
+                token_settings,
             }),
         })
     }
+}
+
+/// A hash of every option that decides which token a request gets, so a
+/// reload can tell whether cached tokens still apply. Secrets enter the
+/// hash only.
+fn fingerprint(options: &Options, name: &str, max_entries: u64) -> [u8; 32] {
+    let tls = &options.client_config.tls;
+    let secret =
+        |s: &Option<secrecy::SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
+    let parts = [
+        Some(name.to_owned()),
+        Some(options.url.clone()),
+        Some(options.audience.clone()),
+        Some(options.scopes.join(" ")),
+        Some(options.auth_method.as_str().to_owned()),
+        options.client_id.clone(),
+        secret(&options.client_secret),
+        tls.ca.clone(),
+        tls.cert.clone(),
+        secret(&tls.key),
+        Some(tls.insecure_skip_verify.to_string()),
+        Some(options.client_config.timeout_seconds.to_string()),
+        Some(options.client_config.max_retries.to_string()),
+        Some(options.store.key_prefix.clone()),
+        secret(&options.store.secret),
+        Some(max_entries.to_string()),
+    ];
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in &parts {
+        match part {
+            Some(text) => {
+                context.update(&[1]);
+                context.update(&(text.len() as u64).to_be_bytes());
+                context.update(text.as_bytes());
+            }
+            None => context.update(&[0]),
+        }
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(context.finish().as_ref());
+    hash
 }
 
 fn gateway_credentials(options: &Options) -> Result<Option<Credentials>, OptionsError> {

@@ -51,6 +51,8 @@ struct Inner {
     gateway_credentials: Option<Credentials>,
     source: TokenSource,
     rules: Arc<Rules>,
+    /// Hash of the options that decide the token, see [`Builder::reuse`].
+    token_settings: [u8; 32],
 }
 
 /// What a request that passed carries upstream.

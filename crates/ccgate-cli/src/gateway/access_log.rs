@@ -1,0 +1,209 @@
+//! The access log: one record per request, in Traefik's field names,
+//! written by a thread of its own so that requests never wait on the disk.
+//!
+//! JSON (default): one object per line with `ClientAddr`, `ClientHost`,
+//! `ClientUsername`, `DownstreamStatus`, `Duration` (ns), `OriginStatus`
+//! (0 when no upstream answered), `OriginDuration` (ns), `Overhead` (ns),
+//! `RequestHost`, `RequestMethod`, `RequestPath`, `RequestProtocol`,
+//! `RequestScheme`, `RouterName`, `ServiceName`, `StartUTC`,
+//! `entryPointName`. `common`: Traefik's extended Common Log Format.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::config::LogFormat;
+
+/// One request, as logged.
+#[derive(Debug)]
+pub(crate) struct Record<'a> {
+    pub(crate) start: SystemTime,
+    pub(crate) client: SocketAddr,
+    pub(crate) username: Option<&'a str>,
+    pub(crate) method: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) protocol: &'a str,
+    pub(crate) scheme: &'a str,
+    pub(crate) entry_point: &'a str,
+    pub(crate) router: Option<&'a str>,
+    pub(crate) service: Option<&'a str>,
+    pub(crate) status: u16,
+    pub(crate) origin_status: u16,
+    pub(crate) duration: Duration,
+    pub(crate) origin_duration: Duration,
+}
+
+/// Sends records to the writer thread.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessLog {
+    format: LogFormat,
+    lines: mpsc::Sender<String>,
+}
+
+impl AccessLog {
+    /// Opens `file_path` (appending) or standard output, and starts the
+    /// writer thread.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened.
+    pub(crate) fn open(format: LogFormat, file_path: Option<&Path>) -> std::io::Result<Self> {
+        let mut out: Box<dyn Write + Send> = match file_path {
+            Some(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+            None => Box::new(std::io::stdout()),
+        };
+        let (lines, receiver) = mpsc::channel::<String>();
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                while let Ok(line) = receiver.recv() {
+                    let mut ok = out.write_all(line.as_bytes()).is_ok();
+                    // Write what else is queued before flushing once.
+                    while let Ok(line) = receiver.try_recv() {
+                        ok &= out.write_all(line.as_bytes()).is_ok();
+                    }
+                    if !(ok && out.flush().is_ok()) {
+                        eprintln!("ccgate: cannot write the access log");
+                    }
+                }
+            })?;
+        Ok(Self { format, lines })
+    }
+
+    /// Queues `record`.
+    pub(crate) fn log(&self, record: &Record<'_>) {
+        let line = match self.format {
+            LogFormat::Json => json_line(record),
+            LogFormat::Common => common_line(record),
+        };
+        let _ = self.lines.send(line);
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn json_line(r: &Record<'_>) -> String {
+    let mut line = json!({
+        "ClientAddr": r.client.to_string(),
+        "ClientHost": r.client.ip().to_string(),
+        "ClientUsername": r.username.unwrap_or("-"),
+        "DownstreamStatus": r.status,
+        "Duration": nanos(r.duration),
+        "OriginStatus": r.origin_status,
+        "OriginDuration": nanos(r.origin_duration),
+        "Overhead": nanos(r.duration.saturating_sub(r.origin_duration)),
+        "RequestHost": r.host,
+        "RequestMethod": r.method,
+        "RequestPath": r.path,
+        "RequestProtocol": r.protocol,
+        "RequestScheme": r.scheme,
+        "RouterName": r.router.unwrap_or(""),
+        "ServiceName": r.service.unwrap_or(""),
+        "StartUTC": rfc3339(r.start),
+        "entryPointName": r.entry_point,
+    })
+    .to_string();
+    line.push('\n');
+    line
+}
+
+fn common_line(r: &Record<'_>) -> String {
+    format!(
+        "{} - {} [{}] \"{} {} {}\" {} - \"-\" \"-\" 1 \"{}\" \"{}\" {}ms\n",
+        r.client.ip(),
+        r.username.unwrap_or("-"),
+        rfc3339(r.start),
+        r.method,
+        r.path,
+        r.protocol,
+        r.status,
+        r.router.unwrap_or("-"),
+        r.service.unwrap_or("-"),
+        r.duration.as_millis(),
+    )
+}
+
+/// `2026-11-30T02:59:01.123456789Z`.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_nanos()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+        let t = UNIX_EPOCH + Duration::new(1_796_004_741, 5);
+        assert_eq!(rfc3339(t), "2026-11-30T02:12:21.000000005Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(&rfc3339(leap)[..10], "2000-02-29");
+    }
+
+    #[test]
+    fn json_records_use_traefik_names() {
+        let record = Record {
+            start: UNIX_EPOCH,
+            client: "127.0.0.1:4000".parse().unwrap(),
+            username: Some("john"),
+            method: "GET",
+            host: "api.example.com",
+            path: "/v1",
+            protocol: "HTTP/1.1",
+            scheme: "http",
+            entry_point: "web",
+            router: Some("api"),
+            service: Some("backend"),
+            status: 200,
+            origin_status: 200,
+            duration: Duration::from_micros(1500),
+            origin_duration: Duration::from_micros(1000),
+        };
+        let value: serde_json::Value = serde_json::from_str(&json_line(&record)).unwrap();
+        assert_eq!(value["ClientUsername"], "john");
+        assert_eq!(value["Duration"], 1_500_000);
+        assert_eq!(value["Overhead"], 500_000);
+        assert_eq!(value["RouterName"], "api");
+        assert_eq!(value["entryPointName"], "web");
+        assert!(common_line(&record).starts_with(
+            "127.0.0.1 - john [1970-01-01T00:00:00.000000000Z] \"GET /v1 HTTP/1.1\" 200"
+        ));
+    }
+}

@@ -1,0 +1,184 @@
+//! One request through the gateway: `/ping` and `/metrics`, routing, the
+//! router's middlewares, then the service (or forward-auth), and the
+//! access log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use super::access_log::{AccessLog, Record};
+use super::metrics::{CONTENT_TYPE, GatewayMetrics, StatusCounters};
+use super::proxy::{Origin, UpstreamClient};
+use super::routing::{Routing, Target};
+
+/// What the gateway answers with: the upstream's streamed body, or its own.
+pub(crate) type Body = Either<Incoming, Full<Bytes>>;
+
+/// Everything requests share.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    pub(crate) routing: ArcSwap<Routing>,
+    pub(crate) client: UpstreamClient,
+    pub(crate) metrics: Arc<GatewayMetrics>,
+    pub(crate) ping: Option<String>,
+    pub(crate) metrics_entry_point: Option<String>,
+    pub(crate) access_log: Option<AccessLog>,
+    pub(crate) unrouted: StatusCounters,
+}
+
+/// The route a request took, for the log.
+#[derive(Default)]
+struct Taken {
+    router: Option<String>,
+    service: Option<String>,
+    username: Option<Arc<str>>,
+    origin_status: u16,
+    origin_duration: Duration,
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+impl Gateway {
+    /// Answers `request`, received on `entry_point` from `origin`.
+    pub(crate) async fn handle(
+        &self,
+        entry_point: &str,
+        origin: Origin,
+        request: Request<Incoming>,
+    ) -> Response<Body> {
+        let start = (SystemTime::now(), Instant::now());
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let host = super::rule::host_of(request.uri(), request.headers())
+            .unwrap_or_default()
+            .to_owned();
+        let protocol = format!("{:?}", request.version());
+        let mut taken = Taken::default();
+        let response = self.respond(entry_point, origin, request, &mut taken).await;
+        let status = response.status().as_u16();
+        if let Some(log) = &self.access_log {
+            log.log(&Record {
+                start: start.0,
+                client: origin.client,
+                username: taken.username.as_deref(),
+                method: method.as_str(),
+                host: &host,
+                path: &path,
+                protocol: &protocol,
+                scheme: if origin.tls { "https" } else { "http" },
+                entry_point,
+                router: taken.router.as_deref(),
+                service: taken.service.as_deref(),
+                status,
+                origin_status: taken.origin_status,
+                duration: start.1.elapsed(),
+                origin_duration: taken.origin_duration,
+            });
+        }
+        response
+    }
+
+    async fn respond(
+        &self,
+        entry_point: &str,
+        origin: Origin,
+        request: Request<Incoming>,
+        taken: &mut Taken,
+    ) -> Response<Body> {
+        let path = request.uri().path();
+        let readable = matches!(*request.method(), Method::GET | Method::HEAD);
+        if readable && path == "/ping" && self.ping.as_deref() == Some(entry_point) {
+            return text(StatusCode::OK, "OK");
+        }
+        if readable
+            && path == "/metrics"
+            && self.metrics_entry_point.as_deref() == Some(entry_point)
+        {
+            let mut response =
+                Response::new(Either::Right(Full::new(Bytes::from(self.metrics.encode()))));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+            return response;
+        }
+        // In-flight requests keep the routing they started with across a reload.
+        let routing = self.routing.load_full();
+        let (mut parts, body) = request.into_parts();
+        let Some(route) = routing.route(entry_point, &parts) else {
+            self.unrouted.inc(404);
+            return text(StatusCode::NOT_FOUND, "404 page not found\n");
+        };
+        taken.router = Some(route.name.clone());
+        taken.service = Some(route.target.name().to_owned());
+        let mut grants = Vec::with_capacity(route.middlewares.len());
+        for middleware in &route.middlewares {
+            match middleware.authorize(&parts.headers).await {
+                Ok(grant) => {
+                    grant.apply(&mut parts.headers);
+                    if let Some(username) = grant.username() {
+                        taken.username = Some(Arc::clone(username));
+                    }
+                    grants.push((middleware, grant));
+                }
+                Err(denial) => {
+                    let response = denial.response().map(Either::Right);
+                    route.requests.inc(response.status().as_u16());
+                    return response;
+                }
+            }
+        }
+        let response = match &route.target {
+            Target::ForwardAuth => {
+                let mut response = text(StatusCode::OK, "");
+                for (_, grant) in &grants {
+                    response
+                        .headers_mut()
+                        .insert(header::AUTHORIZATION, grant.authorization().clone());
+                    for (name, value) in grant.forward_headers() {
+                        response.headers_mut().append(name.clone(), value.clone());
+                    }
+                }
+                response
+            }
+            Target::Service(service) => {
+                let sent = Instant::now();
+                let forwarded = service
+                    .forward(&self.client, Request::from_parts(parts, body), origin)
+                    .await;
+                taken.origin_duration = sent.elapsed();
+                match forwarded {
+                    Some(response) => {
+                        taken.origin_status = response.status().as_u16();
+                        if response.status() == StatusCode::UNAUTHORIZED {
+                            for (middleware, grant) in &grants {
+                                middleware.upstream_rejected(grant).await;
+                            }
+                        }
+                        response.map(Either::Left)
+                    }
+                    None => text(
+                        StatusCode::BAD_GATEWAY,
+                        "bad gateway: the upstream server is unreachable\n",
+                    ),
+                }
+            }
+        };
+        route.requests.inc(response.status().as_u16());
+        response
+    }
+}

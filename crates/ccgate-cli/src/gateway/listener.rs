@@ -1,0 +1,161 @@
+//! Entry points: accept connections, speak HTTP/1.1 and HTTP/2 (h2c by
+//! prior knowledge, or TLS with ALPN), bound header sizes and the time to
+//! read them, and let connections finish on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use super::handler::Gateway;
+use super::proxy::Origin;
+use crate::config::TlsFiles;
+
+/// Time a client has to send a request's headers (slow-loris guard).
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted (HTTP/1.1 buffer, HTTP/2 header list).
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// A bound entry point, ready to serve.
+pub(crate) struct EntryPoint {
+    pub(crate) name: Arc<str>,
+    pub(crate) listener: TcpListener,
+    pub(crate) tls: Option<TlsAcceptor>,
+}
+
+/// Loads the certificate and key of an entry point.
+///
+/// # Errors
+///
+/// A message naming the file that cannot be read or parsed.
+pub(crate) fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
+    let certs = CertificateDer::pem_file_iter(&files.cert_file)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|_| {
+            format!(
+                "{}: cannot read PEM certificates",
+                files.cert_file.display()
+            )
+        })?;
+    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|_| {
+        format!(
+            "{}: cannot read a PEM private key",
+            files.key_file.display()
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|error| format!("{}: {error}", files.cert_file.display()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+    builder
+}
+
+impl EntryPoint {
+    /// Accepts connections until `stop` turns true; every connection is
+    /// watched by `graceful` so that shutdown can wait for it.
+    pub(crate) async fn serve(
+        self,
+        gateway: Arc<Gateway>,
+        graceful: Arc<GracefulShutdown>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let builder = Arc::new(connection_builder());
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = stop.wait_for(|stop| *stop) => break,
+            };
+            let (stream, client) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(entry_point = %self.name, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (gateway, name, tls, builder) = (
+                Arc::clone(&gateway),
+                Arc::clone(&self.name),
+                self.tls.clone(),
+                Arc::clone(&builder),
+            );
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let origin = Origin {
+                    client,
+                    tls: tls.is_some(),
+                };
+                let service = service_fn(move |request| {
+                    let (gateway, name) = (Arc::clone(&gateway), Arc::clone(&name));
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            gateway.handle(&name, origin, request).await,
+                        )
+                    }
+                });
+                let served = match tls {
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(stream)) => {
+                                watcher
+                                    .watch(
+                                        builder
+                                            .serve_connection(TokioIo::new(stream), service)
+                                            .into_owned(),
+                                    )
+                                    .await
+                            }
+                            _ => return log_handshake_failure(client),
+                        }
+                    }
+                    None => {
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
+                };
+                if let Err(error) = served {
+                    tracing::debug!(%client, %error, "connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+fn log_handshake_failure(client: SocketAddr) {
+    tracing::debug!(%client, "TLS handshake failed or timed out");
+}

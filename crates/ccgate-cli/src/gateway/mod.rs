@@ -1,0 +1,161 @@
+//! `ccgate serve`: the gateway process.
+//!
+//! Entry points ([`listener`]) accept connections; each request is routed
+//! ([`routing`], [`rule`]) through its router's middlewares to a service
+//! ([`proxy`]) or to `forward-auth@internal` ([`handler`]), and logged
+//! ([`access_log`]). `/ping` and `/metrics` answer on the entry points the
+//! configuration names. With `providers.file.watch`, changed files are
+//! reloaded ([`reload`]). SIGTERM or SIGINT stops accepting and lets
+//! in-flight requests finish for up to [`GRACE_PERIOD`].
+
+mod access_log;
+mod handler;
+mod listener;
+mod metrics;
+mod proxy;
+mod reload;
+mod routing;
+pub(crate) mod rule;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{self, Config, LogFormat};
+use access_log::AccessLog;
+use handler::Gateway;
+use listener::EntryPoint;
+use metrics::GatewayMetrics;
+use routing::Routing;
+
+/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+pub(crate) const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Runs the gateway described by the file at `path` until SIGTERM or
+/// SIGINT.
+///
+/// # Errors
+///
+/// A message for a configuration that does not load or an entry point
+/// that cannot listen.
+pub(crate) async fn serve(path: &Path) -> Result<(), String> {
+    let config = config::load(path).map_err(|error| error.to_string())?;
+    init_logging(&config);
+    let metrics = Arc::new(GatewayMetrics::new());
+    let routing = Routing::compile(&config, &metrics)?;
+    let access_log = match &config.access_log {
+        Some(log) => Some(
+            AccessLog::open(log.format, log.file_path.as_deref())
+                .map_err(|error| format!("accessLog.filePath: cannot open: {error}"))?,
+        ),
+        None => None,
+    };
+    let gateway = Arc::new(Gateway {
+        routing: ArcSwap::from_pointee(routing),
+        client: proxy::client(),
+        unrouted: metrics.requests(""),
+        metrics: Arc::clone(&metrics),
+        ping: config.ping.clone(),
+        metrics_entry_point: config.metrics.clone(),
+        access_log,
+    });
+    let entry_points = bind(&config).await?;
+    let (stop, stopped) = watch::channel(false);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let accepting: Vec<_> = entry_points
+        .into_iter()
+        .map(|entry_point| {
+            tokio::spawn(entry_point.serve(
+                Arc::clone(&gateway),
+                Arc::clone(&graceful),
+                stopped.clone(),
+            ))
+        })
+        .collect();
+    let _watcher = if config.watch.is_empty() {
+        None
+    } else {
+        Some(reload::watch(
+            path.to_owned(),
+            &config.watch,
+            Arc::clone(&gateway),
+            metrics,
+        )?)
+    };
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = stop.send(true);
+    for task in accepting {
+        let _ = task.await;
+    }
+    let graceful = Arc::try_unwrap(graceful)
+        .map_err(|_| "internal: connections still being accepted".to_owned())?;
+    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace_period = ?GRACE_PERIOD, "some connections did not finish in time");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(config: &Config) -> Result<Vec<EntryPoint>, String> {
+    let mut bound = Vec::with_capacity(config.entry_points.len());
+    for (name, entry_point) in &config.entry_points {
+        let listener = TcpListener::bind(entry_point.address)
+            .await
+            .map_err(|error| {
+                format!(
+                    "entryPoints.{name}.address: cannot listen on {}: {error}",
+                    entry_point.address
+                )
+            })?;
+        let tls = entry_point
+            .tls
+            .as_ref()
+            .map(listener::tls_acceptor)
+            .transpose()
+            .map_err(|error| format!("entryPoints.{name}.tls: {error}"))?;
+        tracing::info!(entry_point = %name, address = %entry_point.address, tls = tls.is_some(), "listening");
+        bound.push(EntryPoint {
+            name: Arc::from(name.as_str()),
+            listener,
+            tls,
+        });
+    }
+    Ok(bound)
+}
+
+fn init_logging(config: &Config) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(config.log.level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Common => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers there is nothing to wait for but ctrl-c.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,100 @@
+//! Hot reload (`providers.file.watch: true`): watch the directories that
+//! hold the configuration files — Kubernetes replaces a mounted ConfigMap
+//! by swapping a `..data` symlink, which only a directory watch sees —
+//! wait for changes to settle, load and compile the new configuration,
+//! and swap it in whole. An invalid version is logged and the running one
+//! stays. Requests in flight finish on the configuration they started
+//! with; middlewares whose token settings did not change keep their
+//! cached tokens (their claims decisions are remade under the new rules).
+//!
+//! Only the dynamic part (`http`) is reloaded; a change to entry points,
+//! logs or metrics needs a restart, and is logged as such.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::handler::Gateway;
+use super::metrics::GatewayMetrics;
+use super::routing::Routing;
+use crate::config;
+
+/// How long to wait after a change for more changes before reloading.
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Starts watching; reloading stops when the returned watcher is dropped.
+///
+/// # Errors
+///
+/// A message when a directory cannot be watched.
+pub(crate) fn watch(
+    main: PathBuf,
+    paths: &[PathBuf],
+    gateway: Arc<Gateway>,
+    metrics: Arc<GatewayMetrics>,
+) -> Result<RecommendedWatcher, String> {
+    let (changed, mut changes) = mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|event| !event.kind.is_access()) {
+            let _ = changed.send(());
+        }
+    })
+    .map_err(|error| format!("providers.file.watch: {error}"))?;
+    let directories: BTreeSet<PathBuf> = paths.iter().map(|path| watched_directory(path)).collect();
+    for directory in &directories {
+        watcher
+            .watch(directory, RecursiveMode::NonRecursive)
+            .map_err(|error| {
+                format!(
+                    "providers.file.watch: cannot watch {}: {error}",
+                    directory.display()
+                )
+            })?;
+    }
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            // Let a burst of writes settle, then reload once.
+            while tokio::time::timeout(DEBOUNCE, changes.recv())
+                .await
+                .is_ok_and(|c| c.is_some())
+            {}
+            reload(&main, &gateway, &metrics);
+        }
+    });
+    Ok(watcher)
+}
+
+/// A directory is watched itself; a file through its parent.
+fn watched_directory(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        return path.to_owned();
+    }
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn reload(main: &Path, gateway: &Gateway, metrics: &GatewayMetrics) {
+    let config = match config::load(main) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "configuration change rejected; the running configuration stays");
+            return;
+        }
+    };
+    let current = gateway.routing.load();
+    match Routing::compile_reusing(&config, metrics, &current) {
+        Ok(routing) => {
+            gateway.routing.store(Arc::new(routing));
+            tracing::info!("configuration reloaded");
+        }
+        Err(error) => {
+            tracing::error!(%error, "configuration change rejected; the running configuration stays")
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The routing table: routers compiled per entry point, sorted by
+//! priority, with their middlewares built and their services resolved.
+//! Built once per configuration and swapped whole on reload.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use super::metrics::{GatewayMetrics, StatusCounters};
+use super::proxy::Service;
+use super::rule::Rule;
+use crate::config::{Config, FORWARD_AUTH_SERVICE};
+
+/// Routers by entry point, highest priority first.
+#[derive(Debug, Default)]
+pub(crate) struct Routing {
+    by_entry_point: HashMap<String, Vec<Arc<Route>>>,
+    middlewares: HashMap<String, ccgate::Middleware>,
+}
+
+/// A compiled router.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) name: String,
+    rule: Rule,
+    priority: i64,
+    pub(crate) middlewares: Vec<ccgate::Middleware>,
+    pub(crate) target: Target,
+    pub(crate) requests: StatusCounters,
+}
+
+/// Where a router sends the requests that pass its middlewares.
+#[derive(Debug)]
+pub(crate) enum Target {
+    /// A load-balanced service.
+    Service(Arc<Service>),
+    /// `forward-auth@internal`: answer 200 with the upstream headers.
+    ForwardAuth,
+}
+
+impl Target {
+    /// The service name, as in the access log.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Self::Service(service) => service.name(),
+            Self::ForwardAuth => FORWARD_AUTH_SERVICE,
+        }
+    }
+}
+
+impl Routing {
+    /// Compiles `config`; middlewares count into `metrics`.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the router or middleware that cannot be built
+    /// (the loader has checked references and options already, so this is
+    /// a last line of defence).
+    pub(crate) fn compile(config: &Config, metrics: &GatewayMetrics) -> Result<Self, String> {
+        Self::compile_with(config, metrics, None)
+    }
+
+    /// Like [`Routing::compile`], keeping the cached tokens of `previous`'s
+    /// middlewares whose token settings did not change.
+    pub(crate) fn compile_reusing(
+        config: &Config,
+        metrics: &GatewayMetrics,
+        previous: &Self,
+    ) -> Result<Self, String> {
+        Self::compile_with(config, metrics, Some(previous))
+    }
+
+    fn compile_with(
+        config: &Config,
+        metrics: &GatewayMetrics,
+        previous: Option<&Self>,
+    ) -> Result<Self, String> {
+        let mut middlewares = HashMap::new();
+        for (name, middleware) in &config.http.middlewares {
+            let mut builder = ccgate::Middleware::builder(middleware.options.clone())
+                .name(name.clone())
+                .metrics(metrics.middleware());
+            if let Some(old) = previous.and_then(|p| p.middlewares.get(name)) {
+                builder = builder.reuse(old);
+            }
+            let built = builder
+                .build()
+                .map_err(|error| format!("http.middlewares.{name}: {error}"))?;
+            middlewares.insert(name.clone(), built);
+        }
+        let services: HashMap<&str, Arc<Service>> = config
+            .http
+            .services
+            .iter()
+            .map(|(name, service)| {
+                (
+                    name.as_str(),
+                    Arc::new(Service::new(
+                        name,
+                        &service.servers,
+                        service.pass_host_header,
+                    )),
+                )
+            })
+            .collect();
+        let mut by_entry_point: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
+        for (name, router) in &config.http.routers {
+            let rule = Rule::parse(&router.rule)
+                .map_err(|error| format!("http.routers.{name}.rule: {error}"))?;
+            let target = if router.service == FORWARD_AUTH_SERVICE {
+                Target::ForwardAuth
+            } else {
+                let service = services.get(router.service.as_str()).ok_or_else(|| {
+                    format!(
+                        "http.routers.{name}.service: no service named {:?}",
+                        router.service
+                    )
+                })?;
+                Target::Service(Arc::clone(service))
+            };
+            let chain = router
+                .middlewares
+                .iter()
+                .map(|m| {
+                    middlewares.get(m.as_str()).cloned().ok_or_else(|| {
+                        format!("http.routers.{name}.middlewares: no middleware named {m:?}")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let route = Arc::new(Route {
+                name: name.clone(),
+                rule,
+                priority: router.priority.unwrap_or_else(|| {
+                    i64::try_from(router.rule.chars().count()).unwrap_or(i64::MAX)
+                }),
+                middlewares: chain,
+                target,
+                requests: metrics.requests(name),
+            });
+            let entry_points: Vec<&String> = if router.entry_points.is_empty() {
+                config.entry_points.keys().collect()
+            } else {
+                router.entry_points.iter().collect()
+            };
+            for entry_point in entry_points {
+                by_entry_point
+                    .entry(entry_point.clone())
+                    .or_default()
+                    .push(Arc::clone(&route));
+            }
+        }
+        for routes in by_entry_point.values_mut() {
+            routes.sort_by(|a, b| {
+                b.priority
+                    .cmp(&a.priority)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+        }
+        Ok(Self {
+            by_entry_point,
+            middlewares,
+        })
+    }
+
+    /// The first router of `entry_point` whose rule matches.
+    pub(crate) fn route(&self, entry_point: &str, request: &Parts) -> Option<&Arc<Route>> {
+        self.by_entry_point
+            .get(entry_point)?
+            .iter()
+            .find(|route| route.rule.matches(request))
+    }
+}

@@ -1,0 +1,36 @@
+//! Test support of the `ccgate` command's tests: the real test IdP and
+//! TLS material (shared with the library's tests), a real echo upstream,
+//! and the `ccgate serve` process on a temporary configuration.
+
+// Shared with the library's tests; not every helper is used here.
+#[allow(dead_code)]
+#[path = "../../../../ccgate/tests/it/support/idp.rs"]
+pub(crate) mod idp;
+#[allow(dead_code)]
+#[path = "../../../../ccgate/tests/it/support/tls.rs"]
+pub(crate) mod tls;
+
+pub(crate) mod echo;
+pub(crate) mod gateway;
+
+/// The rustls provider the tests' own TLS clients use: aws-lc-rs, as ccgate.
+pub(crate) fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `Basic base64(id:secret)`.
+pub(crate) fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
