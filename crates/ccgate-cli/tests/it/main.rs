@@ -1,3 +1,6 @@
 //! Integration tests of the `ccgate` command, run as a child process.
 
+mod check_cmd;
 mod claims_cmd;
+mod config_files;
+mod support;
