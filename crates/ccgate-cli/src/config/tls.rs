@@ -45,7 +45,10 @@ pub(crate) fn read_tls(
     let key = PrivateKeyDer::from_pem_slice(&text).map_err(|error| {
         let reason = match error {
             pem::Error::NoItemsFound => {
-                format!("no private key (`-----BEGIN PRIVATE KEY-----`, RSA or EC) in {key_file}")
+                format!(
+                    "no private key (a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` \
+                     block) in {key_file}"
+                )
             }
             // Other PEM errors may quote bytes of the key: not shown.
             _ => format!("invalid PEM in {key_file}"),
@@ -129,7 +132,7 @@ mod tests {
         );
         assert_eq!(
             files.read("cert.pem", "junk.pem").unwrap_err(),
-            "ccgate.yaml: entryPoints.websecure.tls.keyFile: no private key (`-----BEGIN PRIVATE KEY-----`, RSA or EC) in DIR/junk.pem"
+            "ccgate.yaml: entryPoints.websecure.tls.keyFile: no private key (a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block) in DIR/junk.pem"
         );
         assert_eq!(
             files.read("cert.pem", "other-key.pem").unwrap_err(),

@@ -1,6 +1,8 @@
 //! Integration tests of the `ccgate` command, run as a child process.
 
+mod check_cmd;
 mod claims_cmd;
+mod config_files;
 mod gateway_auth;
 mod gateway_ops;
 mod gateway_routing;

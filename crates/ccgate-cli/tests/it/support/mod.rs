@@ -10,8 +10,11 @@ pub(crate) mod idp;
 #[path = "../../../../ccgate/tests/it/support/tls.rs"]
 pub(crate) mod tls;
 
+mod check;
 pub(crate) mod echo;
 pub(crate) mod gateway;
+
+pub(crate) use check::{ConfigDir, assert_contains};
 
 /// The rustls provider the tests' own TLS clients use: aws-lc-rs, as ccgate.
 pub(crate) fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {

@@ -1,0 +1,345 @@
+//! `ccgate check`: valid configurations, in every layout, print a summary
+//! with secrets redacted and exit 0.
+
+use crate::support::{ConfigDir, assert_contains};
+
+/// A main file with everything inline.
+const SINGLE_FILE: &str = r#"
+entryPoints:
+  web: { address: "127.0.0.1:8080" }
+  internal: { address: ":9100" }
+ping: { entryPoint: internal }
+metrics: { prometheus: { entryPoint: internal } }
+log: { level: debug, format: json }
+accessLog: { format: common, filePath: logs/access.log }
+http:
+  routers:
+    api:
+      entryPoints: [web]
+      rule: "Host(`api.example.com`) && PathPrefix(`/v1`)"
+      middlewares: [cc-auth@file]
+      service: backend@file
+    auth:
+      rule: "Path(`/auth`)"
+      priority: 100
+      middlewares: [cc-app]
+      service: forward-auth@internal
+  middlewares:
+    cc-auth:
+      plugin:
+        oAuthClientCredentials:
+          url: https://idp.example.com/oauth/token
+          clientId: gateway
+          clientSecret: hunter2-client-secret
+          audience: https://api.example.com
+          claims: Equals(`grp`, `admin`)
+          forwardHeaders: { Group: grp, Expires-At: exp }
+          store: { secret: "0123456789abcdef", keyPrefix: "cc:" }
+    cc-app:
+      plugin:
+        oAuthClientCredentials: { url: "http://127.0.0.1:4444/token", audience: api }
+  services:
+    backend:
+      loadBalancer:
+        servers: [ { url: "http://127.0.0.1:9500" }, { url: "http://127.0.0.1:9501" } ]
+        passHostHeader: false
+"#;
+
+#[test]
+fn a_single_file_with_inline_http() {
+    let dir = ConfigDir::new(&[("ccgate.yaml", SINGLE_FILE)]);
+    let summary = dir.valid();
+    assert_contains(
+        &summary,
+        &[
+            "ccgate.yaml: the configuration is valid",
+            "  internal: 0.0.0.0:9100, GET /ping, GET /metrics\n  web: 127.0.0.1:8080\n",
+            "log: level DEBUG, format json",
+            "access log: format common, to logs/access.log",
+            "  api\n    entry points: web\n    rule: Host(`api.example.com`) && PathPrefix(`/v1`)\n    \
+             priority: 44 (the rule's length)\n    middlewares: cc-auth\n    service: backend\n",
+            "  auth\n    entry points: all\n    rule: Path(`/auth`)\n    priority: 100\n    \
+             middlewares: cc-app\n    service: forward-auth@internal\n",
+            "  cc-app\n    defined in: ccgate.yaml\n    level: application (callers send Basic credentials)\n",
+            "  cc-auth\n    defined in: ccgate.yaml\n    level: gateway",
+            "    url: https://idp.example.com/oauth/token\n    audience: https://api.example.com\n",
+            "    clientID: gateway\n    clientSecret: <redacted>\n",
+            "    claims: Equals(`grp`, `admin`)\n",
+            "    forwardHeaders: Expires-At <- exp\n    forwardHeaders: Group <- grp\n",
+            "    store.keyPrefix: cc:\n    store.secret: <redacted>\n",
+            "  backend\n    servers: http://127.0.0.1:9500/, http://127.0.0.1:9501/\n    passHostHeader: false\n",
+        ],
+    );
+    assert!(!summary.contains("watching"), "{summary}");
+}
+
+#[test]
+fn the_default_file_is_ccgate_yaml() {
+    let dir = ConfigDir::new(&[("ccgate.yaml", SINGLE_FILE)]);
+    let checked = dir.check(&[]);
+    assert_eq!(checked.code, Some(0), "{checked:#?}");
+    assert!(
+        checked
+            .stdout
+            .starts_with("ccgate.yaml: the configuration is valid")
+    );
+
+    let empty = ConfigDir::new(&[]);
+    let checked = empty.check(&[]);
+    assert_eq!(checked.code, Some(1), "{checked:#?}");
+    assert!(
+        checked.stderr.starts_with(
+            "ccgate: invalid configuration: ccgate.yaml: cannot read the configuration file: "
+        ),
+        "{checked:#?}"
+    );
+}
+
+const MAIN_WITH_FILE: &str = r#"
+entryPoints:
+  web: { address: "127.0.0.1:8080" }
+providers:
+  file: { filename: dynamic/gateway.yaml, watch: true }
+"#;
+
+const ROUTERS: &str = r#"
+http:
+  routers:
+    api:
+      rule: "PathPrefix(`/v1`)"
+      middlewares: [cc-auth]
+      service: backend
+"#;
+
+const SERVICES: &str = r#"
+http:
+  services:
+    backend:
+      loadBalancer:
+        servers: [ { url: "http://127.0.0.1:9500" } ]
+"#;
+
+const MIDDLEWARES: &str = r#"
+http:
+  middlewares:
+    cc-auth:
+      plugin:
+        oAuthClientCredentials:
+          url: https://idp.example.com/oauth/token
+          audience: https://api.example.com
+"#;
+
+/// Routers, middlewares and services in one `http` mapping.
+const DYNAMIC: &str = r#"
+http:
+  routers:
+    api: { rule: "PathPrefix(`/v1`)", middlewares: [cc-auth], service: backend }
+  middlewares:
+    cc-auth:
+      plugin:
+        oAuthClientCredentials: { url: "https://idp.example.com/oauth/token", audience: api }
+  services:
+    backend:
+      loadBalancer: { servers: [ { url: "http://127.0.0.1:9500" } ] }
+"#;
+
+#[test]
+fn the_file_provider_filename_relative_to_the_main_file() {
+    let dir = ConfigDir::new(&[
+        ("etc/ccgate.yaml", MAIN_WITH_FILE),
+        ("etc/dynamic/gateway.yaml", DYNAMIC),
+    ]);
+    let checked = dir.check(&["-c", "etc/ccgate.yaml"]);
+    assert_eq!(checked.code, Some(0), "{checked:#?}");
+    assert_contains(
+        &checked.stdout,
+        &[
+            "etc/ccgate.yaml: the configuration is valid",
+            "watching: etc/ccgate.yaml, etc/dynamic/gateway.yaml",
+            "  cc-auth\n    defined in: etc/dynamic/gateway.yaml\n",
+        ],
+    );
+}
+
+#[test]
+fn a_directory_of_several_files() {
+    let dir = ConfigDir::new(&[
+        (
+            "ccgate.yaml",
+            "entryPoints: { web: { address: ':8080' } }\nproviders: { file: { directory: conf.d } }\n",
+        ),
+        ("conf.d/10-routers.yaml", ROUTERS),
+        ("conf.d/20-services.yml", SERVICES),
+        ("conf.d/30-middlewares.YAML", MIDDLEWARES),
+        ("conf.d/README.md", "not: [yaml"),
+        ("conf.d/.editor-swap.yaml", "not: [yaml"),
+    ]);
+    let summary = dir.valid();
+    assert_contains(
+        &summary,
+        &[
+            "    service: backend\n",
+            "  cc-auth\n    defined in: conf.d/30-middlewares.YAML\n",
+            "  backend\n    servers: http://127.0.0.1:9500/\n",
+        ],
+    );
+}
+
+#[test]
+fn a_multi_document_file() {
+    let dir = ConfigDir::new(&[
+        (
+            "ccgate.yaml",
+            "entryPoints: { web: { address: ':8080' } }\nproviders: { file: { filename: all.yaml } }\n",
+        ),
+        (
+            "all.yaml",
+            &format!("{ROUTERS}---\n{SERVICES}---\n# nothing\n---\n{MIDDLEWARES}"),
+        ),
+    ]);
+    let summary = dir.valid();
+    assert_contains(
+        &summary,
+        &[
+            "    middlewares: cc-auth\n",
+            "  cc-auth\n    defined in: all.yaml (document at line 19)\n",
+        ],
+    );
+}
+
+/// Kubernetes manifests as they are: a Middleware of each apiVersion, a
+/// Secret with `data` (base64) and `stringData`, in two namespaces.
+const MANIFESTS: &str = r#"
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: cc-auth
+  labels: { app: api }
+spec:
+  plugin:
+    oAuthClientCredentials:
+      url: https://tenant.auth0.com/oauth/token
+      clientID: urn:k8s:secret:my-secret:clientID
+      clientSecret: urn:k8s:secret:my-secret:clientSecret
+      audience: https://api.example.com
+      store:
+        secret: urn:k8s:secret:my-secret:storeSecret
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: my-secret
+type: Opaque
+data:
+  clientID: Z2F0ZXdheS1pZC1pbi1hLXNlY3JldA==
+  clientSecret: azhzLXNlY3JldC1mcm9tLWRhdGE=
+stringData:
+  storeSecret: "0123456789abcdef"
+---
+apiVersion: traefik.containo.us/v1alpha1
+kind: Middleware
+metadata:
+  name: cc-team
+  namespace: team
+spec:
+  plugin:
+    oAuthClientCredentials:
+      url: https://tenant.auth0.com/oauth/token
+      audience: https://team.example.com
+      clientId: team-client
+      clientSecret: urn:k8s:secret:team-creds:secret
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: team-creds, namespace: team }
+stringData: { secret: k8s-secret-from-string-data }
+"#;
+
+#[test]
+fn kubernetes_middlewares_and_secrets() {
+    let routers = r#"
+http:
+  routers:
+    api: { rule: "PathPrefix(`/v1`)", middlewares: [cc-auth, cc-team@file], service: backend }
+"#;
+    let dir = ConfigDir::new(&[
+        (
+            "ccgate.yaml",
+            "entryPoints: { web: { address: ':8080' } }\nproviders: { file: { directory: k8s } }\n",
+        ),
+        ("k8s/routers.yaml", routers),
+        ("k8s/services.yaml", SERVICES),
+        ("k8s/middlewares.yaml", MANIFESTS),
+    ]);
+    let summary = dir.valid();
+    assert_contains(
+        &summary,
+        &[
+            "    middlewares: cc-auth, cc-team\n",
+            "  cc-auth\n    defined in: k8s/middlewares.yaml (document at line 2)\n    level: gateway",
+            "    clientID: from urn:k8s:secret:my-secret:clientID\n",
+            "    clientSecret: <redacted> (from urn:k8s:secret:my-secret:clientSecret)\n",
+            "    store.secret: <redacted> (from urn:k8s:secret:my-secret:storeSecret)\n",
+            "  cc-team\n    defined in: k8s/middlewares.yaml (document at line 28)\n",
+            "    clientID: team-client\n    clientSecret: <redacted> (from urn:k8s:secret:team-creds:secret)\n",
+        ],
+    );
+}
+
+#[test]
+fn manifests_may_live_in_the_main_file() {
+    let main = format!(
+        "entryPoints: {{ web: {{ address: ':8080' }} }}\n{}\n---\n{MANIFESTS}",
+        r#"http:
+  routers:
+    api: { rule: "Path(`/`)", middlewares: [cc-auth], service: forward-auth@internal }"#
+    );
+    let dir = ConfigDir::new(&[("ccgate.yaml", &main)]);
+    assert_contains(
+        &dir.valid(),
+        &["    clientSecret: <redacted> (from urn:k8s:secret:my-secret:clientSecret)\n"],
+    );
+}
+
+/// A self-signed certificate and its key, and another key.
+fn tls_files(dir: &ConfigDir) {
+    let cert = rcgen::generate_simple_self_signed(["localhost".to_owned()]).unwrap();
+    dir.write("certs/cert.pem", cert.cert.pem());
+    dir.write("certs/key.pem", cert.signing_key.serialize_pem());
+    dir.write(
+        "certs/other.pem",
+        rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    );
+}
+
+const TLS_MAIN: &str = r#"
+entryPoints:
+  websecure:
+    address: "127.0.0.1:8443"
+    tls: { certFile: certs/cert.pem, keyFile: certs/KEY.pem }
+"#;
+
+#[test]
+fn entry_point_tls_files_are_read_and_checked() {
+    let dir = ConfigDir::new(&[("ccgate.yaml", &TLS_MAIN.replace("KEY", "key"))]);
+    tls_files(&dir);
+    assert_contains(
+        &dir.valid(),
+        &["  websecure: 127.0.0.1:8443, TLS (cert certs/cert.pem, key certs/key.pem)\n"],
+    );
+
+    dir.write("ccgate.yaml", TLS_MAIN.replace("KEY", "other"));
+    assert_eq!(
+        dir.invalid(),
+        "ccgate.yaml: entryPoints.websecure.tls.keyFile: the key in certs/other.pem does not belong to the certificate in certs/cert.pem"
+    );
+    dir.write("ccgate.yaml", TLS_MAIN.replace("KEY", "missing"));
+    assert!(dir.invalid().starts_with(
+        "ccgate.yaml: entryPoints.websecure.tls.keyFile: cannot read certs/missing.pem: "
+    ));
+    dir.write("ccgate.yaml", TLS_MAIN.replace("KEY", "cert"));
+    assert_eq!(
+        dir.invalid(),
+        "ccgate.yaml: entryPoints.websecure.tls.keyFile: no private key (a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block) in certs/cert.pem"
+    );
+}
