@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 use super::error::{ConfigError, Origin};
 use super::model::{Middleware, Router, Service};
 use super::normalise::{Shape, join, normalise, typed};
-use super::rules;
 use super::secrets::Secrets;
 
 /// The namespace of middlewares defined under `http.middlewares`.
@@ -251,7 +250,7 @@ fn define<T>(
 }
 
 fn router(raw: RawRouter, origin: &Origin, path: &str) -> Result<Router, ConfigError> {
-    if let Err(error) = rules::parse(&raw.rule) {
+    if let Err(error) = crate::gateway::rule::Rule::parse(&raw.rule) {
         return Err(origin.error(&format!("{path}.rule"), error.to_string()));
     }
     Ok(Router {

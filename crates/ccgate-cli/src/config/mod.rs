@@ -45,7 +45,6 @@ mod kubernetes;
 mod model;
 mod normalise;
 mod references;
-mod rules;
 mod secrets;
 mod static_config;
 mod summary;

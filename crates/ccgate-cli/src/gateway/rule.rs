@@ -75,10 +75,15 @@ fn compile(call: Call, source: &str) -> Result<Matcher, ParseError> {
         |reason: &str, i: usize| ParseError::invalid_argument(reason, call.args[i].span, source);
     let arg = |i: usize| call.args[i].value.clone();
     Ok(match call.function.name {
-        "Host" => Matcher::Host(call.args.iter().map(|a| a.value.clone()).collect()),
+        "Host" => {
+            if let Some(i) = call.args.iter().position(|a| a.value.is_empty()) {
+                return Err(invalid("a host must not be empty", i));
+            }
+            Matcher::Host(call.args.iter().map(|a| a.value.clone()).collect())
+        }
         "PathPrefix" | "Path" => {
             if !call.args[0].value.starts_with('/') {
-                return Err(invalid("a path starts with `/`", 0));
+                return Err(invalid("a path must start with `/`", 0));
             }
             if call.function.name == "Path" {
                 Matcher::Path(arg(0))
