@@ -4,6 +4,7 @@ mod check_cmd;
 mod claims_cmd;
 mod config_files;
 mod gateway_auth;
+mod gateway_limits;
 mod gateway_ops;
 mod gateway_routing;
 mod support;
