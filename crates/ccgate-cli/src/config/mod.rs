@@ -55,7 +55,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) use error::ConfigError;
-pub(crate) use model::{Config, FORWARD_AUTH_SERVICE, Http, LogFormat, TlsFiles};
+pub(crate) use model::{
+    AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, TlsFiles,
+};
 pub(crate) use summary::Summary;
 pub(crate) use tls::read_tls;
 

@@ -82,7 +82,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     } else {
         Some(reload::watch(
             path.to_owned(),
-            &config.watch,
+            &config,
             Arc::clone(&gateway),
             metrics,
         )?)

@@ -10,7 +10,7 @@
 //! Only the dynamic part (`http`) is reloaded; a change to entry points,
 //! logs or metrics needs a restart, and is logged as such.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use super::handler::Gateway;
 use super::metrics::GatewayMetrics;
 use super::routing::Routing;
-use crate::config;
+use crate::config::{self, AccessLog, Config, EntryPoint, Log};
 
 /// How long to wait after a change for more changes before reloading.
 pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -33,10 +33,12 @@ pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
 /// A message when a directory cannot be watched.
 pub(crate) fn watch(
     main: PathBuf,
-    paths: &[PathBuf],
+    running: &Config,
     gateway: Arc<Gateway>,
     metrics: Arc<GatewayMetrics>,
 ) -> Result<RecommendedWatcher, String> {
+    let paths = &running.watch;
+    let started_with = StaticPart::of(running);
     let (changed, mut changes) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|event| !event.kind.is_access()) {
@@ -62,7 +64,7 @@ pub(crate) fn watch(
                 .await
                 .is_ok_and(|c| c.is_some())
             {}
-            reload(&main, &gateway, &metrics);
+            reload(&main, &gateway, &metrics, &started_with);
         }
     });
     Ok(watcher)
@@ -79,7 +81,29 @@ fn watched_directory(path: &Path) -> PathBuf {
     }
 }
 
-fn reload(main: &Path, gateway: &Gateway, metrics: &GatewayMetrics) {
+/// The parts of a configuration that only a restart applies.
+#[derive(PartialEq)]
+struct StaticPart {
+    entry_points: BTreeMap<String, EntryPoint>,
+    ping: Option<String>,
+    metrics: Option<String>,
+    log: Log,
+    access_log: Option<AccessLog>,
+}
+
+impl StaticPart {
+    fn of(config: &Config) -> Self {
+        Self {
+            entry_points: config.entry_points.clone(),
+            ping: config.ping.clone(),
+            metrics: config.metrics.clone(),
+            log: config.log.clone(),
+            access_log: config.access_log.clone(),
+        }
+    }
+}
+
+fn reload(main: &Path, gateway: &Gateway, metrics: &GatewayMetrics, started_with: &StaticPart) {
     let config = match config::load(main) {
         Ok(config) => config,
         Err(error) => {
@@ -87,6 +111,9 @@ fn reload(main: &Path, gateway: &Gateway, metrics: &GatewayMetrics) {
             return;
         }
     };
+    if StaticPart::of(&config) != *started_with {
+        tracing::warn!("entry points, logs, ping or metrics changed: restart ccgate to apply them");
+    }
     let current = gateway.routing.load();
     match Routing::compile_reusing(&config, metrics, &current) {
         Ok(routing) => {
