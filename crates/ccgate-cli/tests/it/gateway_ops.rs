@@ -51,7 +51,7 @@ struct Running {
     dir: TempDir,
     client: reqwest::Client,
     upstream: String,
-    _echo: Echo,
+    echo: Echo,
 }
 
 async fn start(claims: &str) -> Running {
@@ -72,7 +72,7 @@ async fn start(claims: &str) -> Running {
         dir,
         client,
         upstream: echo.url.clone(),
-        _echo: echo,
+        echo,
     }
 }
 
@@ -223,4 +223,44 @@ async fn a_changed_file_is_reloaded_and_an_invalid_one_is_refused() {
     );
     r.ccgate.until_logged("configuration change rejected").await;
     assert_eq!(r.call("tester-client", "tester-secret").await, 200);
+}
+
+#[tokio::test]
+async fn requests_in_flight_finish_on_the_configuration_they_started_with() {
+    let r = start("Equals(`grp`, `admin`)").await;
+    let slow = tokio::spawn(
+        r.client
+            .get(format!("{}/v1/slow", r.ccgate.url("web")))
+            .header("authorization", basic("basic-client", "basic-secret"))
+            .header("x-upstream-delay-ms", "1500")
+            .send(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.echo.hits() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The new version routes /v1 nowhere.
+    let moved = dynamic(
+        r.idp.token_endpoint(),
+        &r.upstream,
+        "Equals(`grp`, `admin`)",
+    )
+    .replace("PathPrefix(`/v1`)", "PathPrefix(`/v2`)");
+    r.dir.write("conf.d/api.yaml", &moved);
+    r.ccgate.until_logged("configuration reloaded").await;
+    assert_eq!(
+        r.call("basic-client", "basic-secret").await,
+        404,
+        "new requests see the new routes"
+    );
+    let response = slow.await.unwrap().expect("answered");
+    assert_eq!(
+        response.status(),
+        200,
+        "the request in flight finished on the old routes"
+    );
 }
