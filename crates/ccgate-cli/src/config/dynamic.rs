@@ -136,11 +136,19 @@ pub(super) struct Defined<T> {
 }
 
 /// A middleware whose options are not read yet: their secret URNs need
-/// every Secret of every file.
-#[derive(Debug)]
+/// every Secret of every file. `Debug` does not show the options, which
+/// may hold secrets.
 pub(super) struct PendingMiddleware {
     namespace: String,
     options: Value,
+}
+
+impl std::fmt::Debug for PendingMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingMiddleware")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything defined by every file, by name.

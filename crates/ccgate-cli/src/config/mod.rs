@@ -418,6 +418,25 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_what_is_read_shows_no_secret() {
+        let main = "entryPoints: {web: {address: ':1'}}\nhttp:\n  middlewares:\n    cc:\n      plugin:\n        oAuthClientCredentials: {clientSecret: hunter2-inline}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {k: hunter2-in-a-secret}\n";
+        let documents = yaml::documents(Path::new("c.yaml"), main).unwrap();
+        let debug = format!("{documents:?}");
+        let mut definitions = Definitions::default();
+        let mut documents = documents.into_iter();
+        let configuration = documents.next().unwrap();
+        let origin = configuration.origin.clone();
+        let stat = static_config::read(configuration.value, &origin, Path::new("")).unwrap();
+        let debug = format!("{debug}{stat:?}");
+        definitions.read_http(stat.http.unwrap(), &origin).unwrap();
+        kubernetes::read(documents.next().unwrap(), &mut definitions).unwrap();
+        let debug = format!("{debug}{definitions:?}");
+        for secret in ["hunter2-inline", "hunter2-in-a-secret"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+
+    #[test]
     fn kubernetes_manifests_in_the_main_file() {
         let main = "\
 entryPoints: {web: {address: ':1'}}

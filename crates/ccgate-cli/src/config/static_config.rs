@@ -122,7 +122,7 @@ struct RawFileProvider {
 }
 
 /// The static configuration, paths joined to the main file's directory.
-#[derive(Debug)]
+/// `Debug` leaves out the `http` section, which may hold secrets.
 pub(super) struct Static {
     pub(super) entry_points: BTreeMap<String, EntryPoint>,
     /// `ping.entryPoint` (Traefik's default `traefik` when `ping` names none).
@@ -134,6 +134,19 @@ pub(super) struct Static {
     pub(super) provider: Option<FileProvider>,
     /// The inline `http` section, not yet read.
     pub(super) http: Option<Value>,
+}
+
+impl std::fmt::Debug for Static {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Static")
+            .field("entry_points", &self.entry_points)
+            .field("ping", &self.ping)
+            .field("metrics", &self.metrics)
+            .field("log", &self.log)
+            .field("access_log", &self.access_log)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `providers.file`.

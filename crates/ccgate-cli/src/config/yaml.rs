@@ -16,13 +16,21 @@ use serde_saphyr::{DuplicateKeyPolicy, Spanned};
 
 use super::error::{ConfigError, Origin};
 
-/// One YAML document of a file.
-#[derive(Debug)]
+/// One YAML document of a file. `Debug` shows where it is, not its
+/// content, which may hold secrets.
 pub(super) struct Document {
     /// Its file, and its first line when the file holds several documents.
     pub(super) origin: Origin,
     /// Its content, a mapping.
     pub(super) value: serde_json::Map<String, Value>,
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Parses every document of `text`, read from `file`.
