@@ -3,6 +3,7 @@
 //! read them, and let connections finish on shutdown.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +11,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::handler::Gateway;
 use super::proxy::Origin;
-use crate::config::TlsFiles;
+use crate::config::{self, TlsFiles};
 
 /// Time a client has to send a request's headers (slow-loris guard).
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,35 +31,27 @@ pub(crate) struct EntryPoint {
     pub(crate) tls: Option<TlsAcceptor>,
 }
 
-/// Loads the certificate and key of an entry point.
+/// The TLS acceptor of entry point `name`, from its certificate and key
+/// files (paths relative to the main file `main`).
 ///
 /// # Errors
 ///
-/// A message naming the file that cannot be read or parsed.
-pub(crate) fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
-    let certs = CertificateDer::pem_file_iter(&files.cert_file)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|_| {
-            format!(
-                "{}: cannot read PEM certificates",
-                files.cert_file.display()
-            )
-        })?;
-    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|_| {
-        format!(
-            "{}: cannot read a PEM private key",
-            files.key_file.display()
-        )
-    })?;
+/// A message naming the file and field that cannot be read or used.
+pub(crate) fn tls_acceptor(
+    name: &str,
+    files: &TlsFiles,
+    main: &Path,
+) -> Result<TlsAcceptor, String> {
+    let (certs, key) = config::read_tls(name, files, main).map_err(|error| error.to_string())?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|error| error.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|error| format!("{}: {error}", files.cert_file.display()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+        .map_err(|error| format!("entryPoints.{name}.tls: {error}"))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
 fn connection_builder() -> auto::Builder<TokioExecutor> {

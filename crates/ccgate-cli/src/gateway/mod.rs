@@ -64,7 +64,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
         metrics_entry_point: config.metrics.clone(),
         access_log,
     });
-    let entry_points = bind(&config).await?;
+    let entry_points = bind(&config, path).await?;
     let (stop, stopped) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
     let accepting: Vec<_> = entry_points
@@ -106,7 +106,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn bind(config: &Config) -> Result<Vec<EntryPoint>, String> {
+async fn bind(config: &Config, main: &Path) -> Result<Vec<EntryPoint>, String> {
     let mut bound = Vec::with_capacity(config.entry_points.len());
     for (name, entry_point) in &config.entry_points {
         let listener = TcpListener::bind(entry_point.address)
@@ -120,9 +120,8 @@ async fn bind(config: &Config) -> Result<Vec<EntryPoint>, String> {
         let tls = entry_point
             .tls
             .as_ref()
-            .map(listener::tls_acceptor)
-            .transpose()
-            .map_err(|error| format!("entryPoints.{name}.tls: {error}"))?;
+            .map(|files| listener::tls_acceptor(name, files, main))
+            .transpose()?;
         tracing::info!(entry_point = %name, address = %entry_point.address, tls = tls.is_some(), "listening");
         bound.push(EntryPoint {
             name: Arc::from(name.as_str()),

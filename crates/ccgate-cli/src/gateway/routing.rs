@@ -86,7 +86,7 @@ impl Routing {
             }
             let built = builder
                 .build()
-                .map_err(|error| format!("http.middlewares.{name}: {error}"))?;
+                .map_err(|error| middleware.error(&error).to_string())?;
             middlewares.insert(name.clone(), built);
         }
         let services: HashMap<&str, Arc<Service>> = config
