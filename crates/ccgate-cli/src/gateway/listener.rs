@@ -2,7 +2,6 @@
 //! prior knowledge, or TLS with ALPN), bound header sizes and the time to
 //! read them, and let connections finish on shutdown.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +9,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -104,39 +103,20 @@ impl EntryPoint {
                     client,
                     tls: tls.is_some(),
                 };
-                let service = service_fn(move |request| {
-                    let (gateway, name) = (Arc::clone(&gateway), Arc::clone(&name));
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            gateway.handle(&name, origin, request).await,
-                        )
-                    }
-                });
                 let served = match tls {
+                    None => serve(&builder, watcher, stream, gateway, name, origin).await,
                     Some(acceptor) => {
                         match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
                             .await
                         {
                             Ok(Ok(stream)) => {
-                                watcher
-                                    .watch(
-                                        builder
-                                            .serve_connection(TokioIo::new(stream), service)
-                                            .into_owned(),
-                                    )
-                                    .await
+                                serve(&builder, watcher, stream, gateway, name, origin).await
                             }
-                            _ => return log_handshake_failure(client),
+                            _ => {
+                                tracing::debug!(%client, "TLS handshake failed or timed out");
+                                return;
+                            }
                         }
-                    }
-                    None => {
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .into_owned(),
-                            )
-                            .await
                     }
                 };
                 if let Err(error) = served {
@@ -147,6 +127,29 @@ impl EntryPoint {
     }
 }
 
-fn log_handshake_failure(client: SocketAddr) {
-    tracing::debug!(%client, "TLS handshake failed or timed out");
+/// Serves HTTP on one accepted connection (plain or TLS) until it ends.
+async fn serve<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    io: I,
+    gateway: Arc<Gateway>,
+    entry_point: Arc<str>,
+    origin: Origin,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let (gateway, entry_point) = (Arc::clone(&gateway), Arc::clone(&entry_point));
+        async move {
+            Ok::<_, std::convert::Infallible>(gateway.handle(&entry_point, origin, request).await)
+        }
+    });
+    watcher
+        .watch(
+            builder
+                .serve_connection(TokioIo::new(io), service)
+                .into_owned(),
+        )
+        .await
 }
