@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use super::access_log::{AccessLog, Record};
 use super::metrics::{CONTENT_TYPE, GatewayMetrics, StatusCounters};
 use super::proxy::{Origin, UpstreamClient};
-use super::routing::{Routing, Target};
+use super::routing::{Route, Routing, Target};
 
 /// What the gateway answers with: the upstream's streamed body, or its own.
 pub(crate) type Body = Either<Incoming, Full<Bytes>>;
@@ -34,11 +34,20 @@ pub(crate) struct Gateway {
 /// The route a request took, for the log.
 #[derive(Default)]
 struct Taken {
-    router: Option<String>,
-    service: Option<String>,
+    route: Option<Arc<Route>>,
     username: Option<Arc<str>>,
     origin_status: u16,
     origin_duration: Duration,
+}
+
+fn protocol_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -61,35 +70,35 @@ impl Gateway {
         origin: Origin,
         request: Request<Incoming>,
     ) -> Response<Body> {
+        let mut taken = Taken::default();
+        let Some(log) = &self.access_log else {
+            return self.respond(entry_point, origin, request, &mut taken).await;
+        };
         let start = (SystemTime::now(), Instant::now());
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let host = super::rule::host_of(request.uri(), request.headers())
             .unwrap_or_default()
             .to_owned();
-        let protocol = format!("{:?}", request.version());
-        let mut taken = Taken::default();
+        let protocol = protocol_name(request.version());
         let response = self.respond(entry_point, origin, request, &mut taken).await;
-        let status = response.status().as_u16();
-        if let Some(log) = &self.access_log {
-            log.log(&Record {
-                start: start.0,
-                client: origin.client,
-                username: taken.username.as_deref(),
-                method: method.as_str(),
-                host: &host,
-                path: &path,
-                protocol: &protocol,
-                scheme: if origin.tls { "https" } else { "http" },
-                entry_point,
-                router: taken.router.as_deref(),
-                service: taken.service.as_deref(),
-                status,
-                origin_status: taken.origin_status,
-                duration: start.1.elapsed(),
-                origin_duration: taken.origin_duration,
-            });
-        }
+        log.log(&Record {
+            start: start.0,
+            client: origin.client,
+            username: taken.username.as_deref(),
+            method: method.as_str(),
+            host: &host,
+            path: &path,
+            protocol,
+            scheme: if origin.tls { "https" } else { "http" },
+            entry_point,
+            router: taken.route.as_ref().map(|route| route.name.as_str()),
+            service: taken.route.as_ref().map(|route| route.target.name()),
+            status: response.status().as_u16(),
+            origin_status: taken.origin_status,
+            duration: start.1.elapsed(),
+            origin_duration: taken.origin_duration,
+        });
         response
     }
 
@@ -123,8 +132,7 @@ impl Gateway {
             self.unrouted.inc(404);
             return text(StatusCode::NOT_FOUND, "404 page not found\n");
         };
-        taken.router = Some(route.name.clone());
-        taken.service = Some(route.target.name().to_owned());
+        taken.route = Some(Arc::clone(route));
         let mut grants = Vec::with_capacity(route.middlewares.len());
         for middleware in &route.middlewares {
             match middleware.authorize(&parts.headers).await {
