@@ -1,6 +1,7 @@
 //! Test support of the `ccgate` command's tests: the real test IdP and
 //! TLS material (shared with the library's tests), a real echo upstream,
-//! and the `ccgate serve` process on a temporary configuration.
+//! the `ccgate serve` process on a temporary configuration, the committed
+//! examples, and the reverse proxies of the forward-auth tests.
 
 // Shared with the library's tests; not every helper is used here.
 #[allow(dead_code)]
@@ -11,7 +12,9 @@ pub(crate) mod idp;
 pub(crate) mod tls;
 
 pub(crate) mod echo;
+pub(crate) mod examples;
 pub(crate) mod gateway;
+pub(crate) mod proxies;
 
 /// The rustls provider the tests' own TLS clients use: aws-lc-rs, as ccgate.
 pub(crate) fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
