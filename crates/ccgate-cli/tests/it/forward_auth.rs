@@ -254,8 +254,32 @@ async fn ignores_a_callers_claim_header(proxy: &Proxy) {
     );
 }
 
-/// The ccgate variant whose X-Group is a claim the tokens lack.
-const MISSING_CLAIM: (&str, &str) = ("X-Group: grp", "X-Group: no.such.claim");
+/// The ccgate variant: X-Group is a claim the tokens lack, and a token
+/// request gives up after one attempt of one second.
+const VARIANT: [(&str, &str); 2] = [
+    ("X-Group: grp", "X-Group: no.such.claim"),
+    (
+        "usernameClaim: userId",
+        "usernameClaim: userId\n          clientConfig:\n            timeoutSeconds: 1\n            maxRetries: 0",
+    ),
+];
+
+/// Through a proxy to the ccgate [`VARIANT`]: a caller's own X-Group
+/// never reaches the upstream, and a token endpoint slower than the
+/// timeout gives the caller `timeout_status` (ccgate's 504, as passed on).
+async fn proves_the_variant(proxy: &Proxy, idp: &Idp, timeout_status: u16) {
+    ignores_a_callers_claim_header(proxy).await;
+    idp.delay(1_500).await;
+    let answer = get(&format!("{}/v1/x", proxy.url()), Some(UNLUCKY), &[]).await;
+    idp.delay(0).await;
+    assert_eq!(
+        answer.status,
+        timeout_status,
+        "{}\n{}",
+        answer.body,
+        proxy.output()
+    );
+}
 
 #[tokio::test]
 async fn nginx_auth_request() {
@@ -291,8 +315,8 @@ async fn nginx_auth_request() {
         plain.output()
     );
 
-    let (_variant, port, _variant_dir) = start_ccgate("nginx", &idp, &[MISSING_CLAIM]).await;
-    ignores_a_callers_claim_header(&nginx(port, &echo, &[]).await).await;
+    let (_variant, port, _variant_dir) = start_ccgate("nginx", &idp, &VARIANT).await;
+    proves_the_variant(&nginx(port, &echo, &[]).await, &idp, 504).await;
 }
 
 #[tokio::test]
@@ -307,8 +331,8 @@ async fn caddy_forward_auth() {
     };
     proves_forward_auth(&proxy, &ccgate, &idp, &echo, &behaviour).await;
 
-    let (_variant, port, _variant_dir) = start_ccgate("caddy", &idp, &[MISSING_CLAIM]).await;
-    ignores_a_callers_claim_header(&caddy(port, &echo).await).await;
+    let (_variant, port, _variant_dir) = start_ccgate("caddy", &idp, &VARIANT).await;
+    proves_the_variant(&caddy(port, &echo).await, &idp, 504).await;
 }
 
 #[tokio::test]
@@ -323,8 +347,8 @@ async fn traefik_forward_auth() {
     };
     proves_forward_auth(&proxy, &ccgate, &idp, &echo, &behaviour).await;
 
-    let (_variant, port, _variant_dir) = start_ccgate("traefik", &idp, &[MISSING_CLAIM]).await;
-    ignores_a_callers_claim_header(&traefik(port, &echo).await).await;
+    let (_variant, port, _variant_dir) = start_ccgate("traefik", &idp, &VARIANT).await;
+    proves_the_variant(&traefik(port, &echo).await, &idp, 504).await;
 }
 
 /// The endpoint itself, called as a proxy would: 200 with the upstream
