@@ -417,4 +417,10 @@ async fn the_endpoint_answers_with_the_upstream_headers() {
     assert_eq!(response.status(), 200);
 
     no_secret_in(&ccgate, &token);
+    let log = ccgate.stdout();
+    assert!(
+        log.contains(r#""RouterName":"forward-auth""#)
+            && log.contains(r#""ServiceName":"forward-auth@internal""#),
+        "the access log names the router and the built-in service:\n{log}"
+    );
 }
