@@ -3,6 +3,8 @@
 mod check_cmd;
 mod claims_cmd;
 mod config_files;
+mod examples_check;
+mod forward_auth;
 mod gateway_auth;
 mod gateway_limits;
 mod gateway_ops;

@@ -146,7 +146,9 @@ impl Ccgate {
     }
 }
 
-fn collect(stream: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+/// Reads `stream` line by line into a shared string, so the child never
+/// blocks on a full pipe and its output can be shown or searched.
+pub(crate) fn collect(stream: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
     let text = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&text);
     tokio::spawn(async move {

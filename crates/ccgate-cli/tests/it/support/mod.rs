@@ -1,6 +1,7 @@
 //! Test support of the `ccgate` command's tests: the real test IdP and
 //! TLS material (shared with the library's tests), a real echo upstream,
-//! and the `ccgate serve` process on a temporary configuration.
+//! the `ccgate serve` process on a temporary configuration, the committed
+//! examples, and the reverse proxies of the forward-auth tests.
 
 // Shared with the library's tests; not every helper is used here.
 #[allow(dead_code)]
@@ -12,7 +13,9 @@ pub(crate) mod tls;
 
 mod check;
 pub(crate) mod echo;
+pub(crate) mod examples;
 pub(crate) mod gateway;
+pub(crate) mod proxies;
 
 pub(crate) use check::{ConfigDir, assert_contains};
 
