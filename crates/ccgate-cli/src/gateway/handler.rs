@@ -153,6 +153,10 @@ impl Gateway {
         let response = match &route.target {
             Target::ForwardAuth => {
                 let mut response = text(StatusCode::OK, "");
+                // It carries a token: no cache may keep it (RFC 6749 §5.1).
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 for (_, grant) in &grants {
                     response
                         .headers_mut()

@@ -371,6 +371,11 @@ async fn the_endpoint_answers_with_the_upstream_headers() {
             "{authorization:?}"
         );
         assert_eq!(answer.all("x-group"), ["admin"], "not the caller's X-Group");
+        assert_eq!(
+            answer.header("cache-control"),
+            Some("no-store"),
+            "a token is never cached"
+        );
         token = authorization[0].trim_start_matches("Bearer ").to_owned();
     }
     assert_eq!(idp.stats().await.client("basic-client").total, 1, "cached");
