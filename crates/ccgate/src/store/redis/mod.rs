@@ -5,7 +5,7 @@
 //!
 //! | key | value | TTL |
 //! |---|---|---|
-//! | `{keyPrefix}{hash}` | the token record ([`record`]): sealed with `store.secret`, else versioned JSON | `PX` = the token's remaining usable time (until [`Entry::expires_at`]) |
+//! | `{keyPrefix}{hash}` | the token record (see `docs/redis.md`): sealed with `store.secret`, else versioned JSON | `PX` = the token's remaining usable time (until [`Entry::expires_at`]) |
 //! | `{keyPrefix}lock:{hash}` | a random value of the holder | `PX` = the wait bound |
 //!
 //! `{hash}` is the cache key ([`CacheKey::store_key`]): 43 characters of
@@ -14,11 +14,42 @@
 //!
 //! # Failures
 //!
-//! Every operation is bounded ([`link`]); a failed one is counted in
+//! Every operation is bounded ([`CONNECT_TIMEOUT`], [`RESPONSE_TIMEOUT`],
+//! [`COMMAND_TIMEOUT`], [`ESTABLISH_TIMEOUT`]); a failed one is counted in
 //! `ccgate_store_errors_total{store="redis"}`, logged at most once per
 //! [`WARN_INTERVAL`] per middleware (with the count of the ones not
 //! logged), and otherwise absorbed: the caller goes on as on a miss, to
 //! the token endpoint.
+//!
+//! See `docs/redis.md` for the options, the value format and the
+//! coordination of replicas ([`crate::source`]).
+//!
+//! # Example
+//!
+//! Building a middleware with a Redis store sends nothing to the network:
+//! it connects on first use, so a Redis that is down does not stop it.
+//!
+//! ```
+//! use ccgate::{Middleware, options::Options};
+//! use serde_json::json;
+//!
+//! let options = Options::from_value(json!({
+//!     "url": "https://idp.example.com/oauth/token",
+//!     "audience": "https://api.example.com",
+//!     "store": {
+//!         "keyPrefix": "ccgate:",
+//!         "secret": "0123456789abcdef0123456789abcdef",
+//!         "redis": {
+//!             "endpoints": ["sentinel-0:26379", "sentinel-1:26379"],
+//!             "sentinel": {"masterSet": "mymaster"},
+//!             "password": "redis-password",
+//!         },
+//!     },
+//! }))?;
+//! let middleware = Middleware::new(options)?;
+//! assert!(!format!("{middleware:?}").contains("redis-password"));
+//! # Ok::<(), ccgate::options::OptionsError>(())
+//! ```
 
 mod config;
 mod link;
