@@ -10,7 +10,7 @@ use super::{
     Outcomes, PREFIX, options, redis_lookups, registry, replica, store_errors, token, traffic,
 };
 use crate::support::idp::Idp;
-use crate::support::redis_server::{SentinelGroup, cli, until};
+use crate::support::redis_server::{SentinelGroup, ask, cli, until};
 
 const MASTER_SET: &str = "ccgate-master";
 
@@ -64,7 +64,7 @@ async fn a_sentinel_failover_during_traffic_answers_every_request_right() {
         Duration::from_secs(15),
         "Redis to serve after the failover",
         || async {
-            let stats = cli(&["-p", &new_master.to_string(), "INFO", "commandstats"]).await;
+            let stats = ask(&new_master.to_string(), &["INFO", "commandstats"]).await;
             redis_lookups(&registry, "traffic", "hit") > hits_at_switch + 20
                 && stats.contains("cmdstat_set:")
         },
