@@ -5,6 +5,11 @@
 //!   summary, secrets redacted;
 //! - `ccgate claims 'EXPR' [JSON_FILE|-]`: evaluate a claims expression.
 
+// The connection task's future nests the gateway's types (middleware →
+// token source → Redis client → TLS stream) deeper than the default
+// limit of auto-trait checking.
+#![recursion_limit = "256"]
+
 mod check_cmd;
 mod claims_cmd;
 mod config;

@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | `ccgate_token_requests_total` | `middleware`, `outcome` | token requests: `success`, `rejected`, `unreachable`, `unavailable`, `malformed`, `timeout` |
 //! | `ccgate_token_request_duration_seconds` | `middleware` | latency of token requests, retries included |
-//! | `ccgate_cache_lookups_total` | `middleware`, `tier`, `result` | cache lookups: tier `memory`; result `hit`, `miss` or `negative` (rejected credentials remembered) |
+//! | `ccgate_cache_lookups_total` | `middleware`, `tier`, `result` | cache lookups: tier `memory` (result `hit`, `miss` or `negative`: rejected credentials remembered) or `redis` (`hit`, `miss`; one per memory miss that reached Redis) |
+//! | `ccgate_store_errors_total` | `middleware`, `store` | failed operations of a shared store (`store="redis"`): connection refused or lost, timeout, server error |
 //!
 //! Label values are resolved into handles once, when a middleware is
 //! built; counting on the request path is an atomic add.
@@ -53,6 +54,12 @@ struct CacheLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    middleware: String,
+    store: &'static str,
+}
+
 type HistogramFamily = Family<MiddlewareLabels, Histogram, fn() -> Histogram>;
 
 /// The metric families of every middleware sharing one registry.
@@ -61,6 +68,7 @@ pub struct Metrics {
     token_requests: Family<TokenLabels, Counter>,
     token_duration: HistogramFamily,
     cache_lookups: Family<CacheLabels, Counter>,
+    store_errors: Family<StoreLabels, Counter>,
 }
 
 /// Outcomes of a token request, as labelled.
@@ -98,6 +106,11 @@ impl Metrics {
             "Token cache lookups, by tier and result",
             metrics.cache_lookups.clone(),
         );
+        registry.register(
+            "ccgate_store_errors",
+            "Failed operations of a shared token store, by store",
+            metrics.store_errors.clone(),
+        );
         metrics
     }
 
@@ -108,6 +121,7 @@ impl Metrics {
             token_requests: Family::default(),
             token_duration: Family::new_with_constructor(duration_histogram),
             cache_lookups: Family::default(),
+            store_errors: Family::default(),
         }
     }
 
@@ -121,10 +135,10 @@ impl Metrics {
             };
             self.token_requests.get_or_create(&labels).clone()
         };
-        let memory = |result| {
+        let lookups = |tier, result| {
             let labels = CacheLabels {
                 middleware: middleware.clone(),
-                tier: "memory",
+                tier,
                 result,
             };
             self.cache_lookups.get_or_create(&labels).clone()
@@ -137,9 +151,34 @@ impl Metrics {
                     middleware: middleware.clone(),
                 })
                 .clone(),
-            memory_hit: memory("hit"),
-            memory_miss: memory("miss"),
-            memory_negative: memory("negative"),
+            memory_hit: lookups("memory", "hit"),
+            memory_miss: lookups("memory", "miss"),
+            memory_negative: lookups("memory", "negative"),
+        }
+    }
+
+    /// The counters of the Redis tier of the middleware named `middleware`,
+    /// resolved only for a middleware with `store.redis`, so that others
+    /// show no Redis series.
+    pub(crate) fn redis_handles(&self, middleware: &str) -> RedisHandles {
+        let lookup = |result| {
+            let labels = CacheLabels {
+                middleware: middleware.to_owned(),
+                tier: "redis",
+                result,
+            };
+            self.cache_lookups.get_or_create(&labels).clone()
+        };
+        RedisHandles {
+            hit: lookup("hit"),
+            miss: lookup("miss"),
+            errors: self
+                .store_errors
+                .get_or_create(&StoreLabels {
+                    middleware: middleware.to_owned(),
+                    store: "redis",
+                })
+                .clone(),
         }
     }
 }
@@ -152,6 +191,14 @@ pub(crate) struct Handles {
     pub(crate) memory_hit: Counter,
     pub(crate) memory_miss: Counter,
     pub(crate) memory_negative: Counter,
+}
+
+/// The counters of the Redis tier of one middleware.
+#[derive(Clone, Debug)]
+pub(crate) struct RedisHandles {
+    pub(crate) hit: Counter,
+    pub(crate) miss: Counter,
+    pub(crate) errors: Counter,
 }
 
 impl Handles {
@@ -177,6 +224,9 @@ mod tests {
         handles.token_request("timeout");
         handles.memory_hit.inc();
         handles.token_duration.observe(0.02);
+        let redis = metrics.redis_handles("cc-auth");
+        redis.errors.inc();
+        redis.hit.inc();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
@@ -199,6 +249,16 @@ mod tests {
         );
         assert!(
             text.contains(r#"ccgate_token_request_duration_seconds_count{middleware="cc-auth"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ccgate_store_errors_total{middleware="cc-auth",store="redis"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"ccgate_cache_lookups_total{middleware="cc-auth",tier="redis",result="hit"} 1"#
+            ),
             "{text}"
         );
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Inner, Middleware};
 use crate::claims::{KeyPath, Rule};
@@ -13,9 +13,11 @@ use crate::credentials::Credentials;
 use crate::decision::Rules;
 use crate::metrics::Metrics;
 use crate::options::{Options, OptionsError};
+use crate::source::MAX_WAIT;
 use crate::source::TokenSource;
 use crate::store::key::{KeyDeriver, KeyMaterial};
 use crate::store::memory::{DEFAULT_MAX_ENTRIES, Memory};
+use crate::store::redis::Redis;
 use crate::store::seal::Sealer;
 use crate::token::{BuildError, Endpoint, EndpointSettings, TlsSettings};
 
@@ -93,7 +95,8 @@ impl Builder {
     }
 
     /// Validates the options and builds the middleware. Nothing is sent
-    /// to the network.
+    /// to the network: a Redis store connects on first use, so building
+    /// neither fails nor waits when Redis is down.
     ///
     /// # Errors
     ///
@@ -101,25 +104,37 @@ impl Builder {
     pub fn build(self) -> Result<Middleware, OptionsError> {
         let options = self.options;
         reject_unresolved_urns(&options)?;
-        if options.store.redis.is_some() {
-            return Err(OptionsError::new(
-                "store.redis",
-                "the Redis store is not available in this version of ccgate; remove it to use the memory store",
-            ));
-        }
         let gateway_credentials = gateway_credentials(&options)?;
         let rules = Arc::new(rules(&options)?);
         let endpoint = endpoint(&options)?;
-        let secret = match &options.store.secret {
-            Some(secret) => {
-                let secret = secret.expose_secret().as_bytes();
-                Sealer::new(secret)
-                    .map_err(|error| OptionsError::new("store.secret", error.to_string()))?;
-                Some(secret)
-            }
+        let secret = options
+            .store
+            .secret
+            .as_ref()
+            .map(|secret| secret.expose_secret().as_bytes());
+        let sealer = secret
+            .map(Sealer::new)
+            .transpose()
+            .map_err(|error| OptionsError::new("store.secret", error.to_string()))?;
+        let metrics = self.metrics.unwrap_or_else(Metrics::unregistered);
+        let redis = match &options.store.redis {
+            Some(redis) => Some(Redis::new(
+                redis,
+                &options.store.key_prefix,
+                sealer,
+                lock_wait(&options),
+                &self.name,
+                metrics.redis_handles(&self.name),
+            )?),
             None => None,
         };
-        let material = secret.map_or(KeyMaterial::PerProcess, KeyMaterial::Secret);
+        // Replicas sharing Redis must derive the same keys: from the
+        // secret, or else from a public key (see `store::key`).
+        let material = match (secret, &redis) {
+            (Some(secret), _) => KeyMaterial::Secret(secret),
+            (None, Some(_)) => KeyMaterial::Public,
+            (None, None) => KeyMaterial::PerProcess,
+        };
         let keys = KeyDeriver::new(
             material,
             &options.url,
@@ -128,17 +143,21 @@ impl Builder {
             options.auth_method.as_str(),
         );
         let token_settings = fingerprint(&options, &self.name, self.max_entries);
+        // With Redis the tokens live on in the shared tier, so a reload
+        // simply builds a new source.
         let source = match self.previous {
-            Some(previous) if previous.inner.token_settings == token_settings => {
+            Some(previous)
+                if redis.is_none() && previous.inner.token_settings == token_settings =>
+            {
                 previous.inner.source.clone()
             }
-            _ => {
-                let metrics = self
-                    .metrics
-                    .unwrap_or_else(Metrics::unregistered)
-                    .handles(&self.name);
-                TokenSource::new(endpoint, keys, Memory::new(self.max_entries), metrics)
-            }
+            _ => TokenSource::new(
+                endpoint,
+                keys,
+                Memory::new(self.max_entries),
+                redis,
+                metrics.handles(&self.name),
+            ),
         };
         Ok(Middleware {
             inner: Arc::new(Inner {
@@ -191,6 +210,13 @@ fn fingerprint(options: &Options, name: &str, max_entries: u64) -> [u8; 32] {
     let mut hash = [0u8; 32];
     hash.copy_from_slice(context.finish().as_ref());
     hash
+}
+
+/// How long a replica waits for another one's token (and how long a lock
+/// lives): the per-attempt timeout of the token endpoint, capped at
+/// [`MAX_WAIT`].
+fn lock_wait(options: &Options) -> Duration {
+    Duration::from_secs(options.client_config.timeout_seconds).min(MAX_WAIT)
 }
 
 fn gateway_credentials(options: &Options) -> Result<Option<Credentials>, OptionsError> {
@@ -283,30 +309,38 @@ fn rules(options: &Options) -> Result<Rules, OptionsError> {
 /// was not, and would otherwise be sent as a literal secret.
 fn reject_unresolved_urns(options: &Options) -> Result<(), OptionsError> {
     let tls = &options.client_config.tls;
-    let fields = [
+    fn secret(value: &Option<SecretString>) -> Option<&str> {
+        value.as_ref().map(ExposeSecret::expose_secret)
+    }
+    let mut fields = vec![
         ("clientID", options.client_id.as_deref()),
-        (
-            "clientSecret",
-            options
-                .client_secret
-                .as_ref()
-                .map(ExposeSecret::expose_secret),
-        ),
-        (
-            "store.secret",
-            options
-                .store
-                .secret
-                .as_ref()
-                .map(ExposeSecret::expose_secret),
-        ),
+        ("clientSecret", secret(&options.client_secret)),
+        ("store.secret", secret(&options.store.secret)),
         ("clientConfig.tls.ca", tls.ca.as_deref()),
         ("clientConfig.tls.cert", tls.cert.as_deref()),
-        (
-            "clientConfig.tls.key",
-            tls.key.as_ref().map(ExposeSecret::expose_secret),
-        ),
+        ("clientConfig.tls.key", secret(&tls.key)),
     ];
+    if let Some(redis) = &options.store.redis {
+        fields.extend([
+            ("store.redis.username", redis.username.as_deref()),
+            ("store.redis.password", secret(&redis.password)),
+            (
+                "store.redis.sentinel.username",
+                redis.sentinel.username.as_deref(),
+            ),
+            (
+                "store.redis.sentinel.password",
+                secret(&redis.sentinel.password),
+            ),
+        ]);
+        if let Some(tls) = &redis.tls {
+            fields.extend([
+                ("store.redis.tls.caBundle", tls.ca_bundle.as_deref()),
+                ("store.redis.tls.cert", tls.cert.as_deref()),
+                ("store.redis.tls.key", secret(&tls.key)),
+            ]);
+        }
+    }
     for (field, value) in fields {
         if let Some(urn) = value.filter(|v| v.starts_with("urn:k8s:")) {
             let reason = format!(

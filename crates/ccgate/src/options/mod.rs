@@ -10,8 +10,8 @@
 //! required fields, lengths, expressions, PEM — run when the middleware is
 //! built ([`crate::Middleware::new`]), and name their field the same way.
 //!
-//! Secret values (`clientSecret`, `store.secret`, `clientConfig.tls.key`)
-//! are [`SecretString`]s: `Debug` redacts them and no error shows them.
+//! Secret values (`clientSecret`, `store.secret`, `clientConfig.tls.key`,
+//! the Redis passwords and `store.redis.tls.key`) are [`SecretString`]s: `Debug` redacts them and no error shows them.
 //! Secret URNs (`urn:k8s:secret:NAME:KEY`) are resolved by the gateway
 //! before the options reach this crate; an unresolved one is an error.
 //!
@@ -134,9 +134,75 @@ pub struct StoreOptions {
     /// -192 or -256) and the key of the cache-key HMAC.
     #[serde(deserialize_with = "non_empty_secret")]
     pub secret: Option<SecretString>,
-    /// The Redis store. Not available in this version: setting it is an
-    /// error rather than a silently unshared cache.
-    pub redis: Option<Value>,
+    /// The Redis store, shared by every replica, behind the memory store.
+    /// Unset: the memory store only. See `docs/redis.md`.
+    pub redis: Option<RedisOptions>,
+}
+
+/// `store.redis`: where the shared store is and how to reach it.
+///
+/// The mode follows from the fields: `sentinel.masterSet` set ⇒ the
+/// endpoints are Sentinels that name the master of that set; `cluster:
+/// true` ⇒ the endpoints are seed nodes of a Redis Cluster; otherwise one
+/// standalone server (the first endpoint; a standalone store has one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// `host:port` of the server, the Sentinels or the Cluster seed nodes.
+    /// Required.
+    pub endpoints: Vec<String>,
+    /// ACL user name (Redis 6+).
+    #[serde(deserialize_with = "non_empty")]
+    pub username: Option<String>,
+    /// The password (`requirepass`, or the ACL user's).
+    #[serde(deserialize_with = "non_empty_secret")]
+    pub password: Option<SecretString>,
+    /// The logical database, default 0. Ignored, with a warning, with
+    /// `cluster: true` (a Cluster has database 0 only).
+    pub database: u32,
+    /// The endpoints are seed nodes of a Redis Cluster.
+    pub cluster: bool,
+    /// TLS to every endpoint. Present (even `{}`): TLS is on.
+    pub tls: Option<RedisTlsOptions>,
+    /// Sentinel: set `masterSet` to use Sentinel.
+    pub sentinel: SentinelOptions,
+}
+
+/// `store.redis.tls`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RedisTlsOptions {
+    /// PEM CA bundle trusted for Redis instead of the system's roots.
+    #[serde(deserialize_with = "non_empty")]
+    pub ca_bundle: Option<String>,
+    /// PEM client certificate (chain) for `tls-auth-clients`.
+    #[serde(deserialize_with = "non_empty")]
+    pub cert: Option<String>,
+    /// PEM private key of `cert`.
+    #[serde(deserialize_with = "non_empty_secret")]
+    pub key: Option<SecretString>,
+    /// Do not verify the servers' certificates. For tests only: logged
+    /// loudly once when the middleware is built.
+    pub insecure_skip_verify: bool,
+}
+
+/// `store.redis.sentinel`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct SentinelOptions {
+    /// The name of the monitored master set. Set: the endpoints are
+    /// Sentinels.
+    #[serde(deserialize_with = "non_empty")]
+    pub master_set: Option<String>,
+    /// ACL user name for the Sentinels (may differ from `username`).
+    #[serde(deserialize_with = "non_empty")]
+    pub username: Option<String>,
+    /// Password for the Sentinels (may differ from `password`).
+    #[serde(deserialize_with = "non_empty_secret")]
+    pub password: Option<SecretString>,
 }
 
 impl Options {
@@ -168,7 +234,14 @@ impl Options {
 }
 
 /// Paths of the fields whose values are secrets.
-const SECRET_FIELDS: &[&str] = &["clientSecret", "store.secret", "clientConfig.tls.key"];
+const SECRET_FIELDS: &[&str] = &[
+    "clientSecret",
+    "store.secret",
+    "clientConfig.tls.key",
+    "store.redis.password",
+    "store.redis.tls.key",
+    "store.redis.sentinel.password",
+];
 
 fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
@@ -268,6 +341,47 @@ mod tests {
         assert_eq!(err.field(), "clientConfig.timeoutSeconds");
         let err = Options::from_value(json!({"authMethod": "magic"})).unwrap_err();
         assert_eq!(err.field(), "authMethod");
+    }
+
+    #[test]
+    fn redis_options_are_read_in_any_case() {
+        let options = Options::from_value(json!({"Store": {"REDIS": {
+            "Endpoints": ["a:1", "b:2"], "userName": "app", "PASSWORD": "redis-pw",
+            "database": 2, "Cluster": false,
+            "tls": {"CABundle": "ca", "cert": "c", "key": "k", "insecureskipverify": true},
+            "sentinel": {"MasterSet": "m", "username": "su", "password": "sentinel-pw"}
+        }}}))
+        .unwrap();
+        let redis = options.store.redis.as_ref().unwrap();
+        assert_eq!(redis.endpoints, ["a:1", "b:2"]);
+        assert_eq!(redis.username.as_deref(), Some("app"));
+        assert_eq!(redis.password.as_ref().unwrap().expose_secret(), "redis-pw");
+        assert_eq!((redis.database, redis.cluster), (2, false));
+        let tls = redis.tls.as_ref().unwrap();
+        assert_eq!(tls.ca_bundle.as_deref(), Some("ca"));
+        assert!(tls.insecure_skip_verify);
+        assert_eq!(redis.sentinel.master_set.as_deref(), Some("m"));
+        let debug = format!("{options:?}");
+        for secret in ["redis-pw", "sentinel-pw", "\"k\""] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        let plain = Options::from_value(json!({"store": {"redis": {"endpoints": ["a:1"]}}}));
+        assert!(
+            plain.unwrap().store.redis.unwrap().tls.is_none(),
+            "TLS off unless present"
+        );
+        for field in ["password", "tls.key", "sentinel.password"] {
+            let mut value = json!({"endpoints": ["a:1"]});
+            let (head, tail) = field.split_once('.').unwrap_or((field, ""));
+            value[head] = if tail.is_empty() {
+                json!(12345678)
+            } else {
+                json!({ tail: 12345678 })
+            };
+            let err = Options::from_value(json!({"store": {"redis": value}})).unwrap_err();
+            assert_eq!(err.field(), format!("store.redis.{field}"));
+            assert!(!err.to_string().contains("12345678"), "{err}");
+        }
     }
 
     #[test]

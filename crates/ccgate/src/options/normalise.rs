@@ -47,7 +47,33 @@ pub(super) const OPTIONS: Shape = Shape::Object(&[
         Shape::Object(&[
             ("keyPrefix", Shape::Value),
             ("secret", Shape::Value),
-            ("redis", Shape::Value),
+            (
+                "redis",
+                Shape::Object(&[
+                    ("endpoints", Shape::Value),
+                    ("username", Shape::Value),
+                    ("password", Shape::Value),
+                    ("database", Shape::Value),
+                    ("cluster", Shape::Value),
+                    (
+                        "tls",
+                        Shape::Object(&[
+                            ("caBundle", Shape::Value),
+                            ("cert", Shape::Value),
+                            ("key", Shape::Value),
+                            ("insecureSkipVerify", Shape::Value),
+                        ]),
+                    ),
+                    (
+                        "sentinel",
+                        Shape::Object(&[
+                            ("masterSet", Shape::Value),
+                            ("username", Shape::Value),
+                            ("password", Shape::Value),
+                        ]),
+                    ),
+                ]),
+            ),
         ]),
     ),
     ("authMethod", Shape::Value),

@@ -1,8 +1,8 @@
 //! A cached token: the `Authorization` value to forward, when to stop
 //! using it, when to refresh it, and its decision.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -24,6 +24,26 @@ pub struct Entry {
     refresh_at: Instant,
     refreshing: AtomicBool,
     decision: ArcSwap<Decided>,
+    /// Digest of the value this token was written as (or read from) in a
+    /// shared store, to delete it there only if it is still the same.
+    stored_as: OnceLock<StoreTag>,
+}
+
+/// The digest identifying one stored value (SHA-1, lowercase hex, as
+/// Redis's `redis.sha1hex` prints it): values are sealed with a fresh
+/// nonce per write, so a value, not a token, is what a shared store can
+/// compare.
+pub(crate) type StoreTag = [u8; 40];
+
+/// An entry's times as wall-clock milliseconds since the Unix epoch, the
+/// form a shared store keeps them in (`Instant`s mean nothing to another
+/// process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallTimes {
+    /// When the token stops being used ([`Entry::expires_at`]).
+    pub expires_at_ms: u64,
+    /// When a background refresh may start.
+    pub refresh_at_ms: u64,
 }
 
 /// A decision and the rules it was made under.
@@ -69,17 +89,105 @@ impl Entry {
         let usable = lifetime - MAX_MARGIN.min(lifetime / 10);
         let expires_at = requested_at + usable;
         let refresh_at = expires_at - MAX_REFRESH_AHEAD.min(usable / 5);
+        Ok(Self::assemble(
+            authorization,
+            expires_at,
+            refresh_at,
+            access_token,
+            rules,
+        ))
+    }
+
+    /// Rebuilds an entry read from a shared store: `access_token` with
+    /// the wall-clock `times` another replica (or this one) stored, its
+    /// decision made now under `rules`.
+    ///
+    /// The wall-clock times become `Instant`s by their distance from the
+    /// current wall-clock time, so replicas whose clocks disagree by `d`
+    /// disagree by `d` on when the token ends; the safety margin
+    /// ([`MAX_MARGIN`], 10 % of the lifetime) absorbs small skews. A JWT's
+    /// own `exp` is a bound too: a stored time past it is not believed.
+    ///
+    /// # Errors
+    ///
+    /// [`Unusable::Expired`] when the token's usable time has passed,
+    /// [`Unusable::NotAHeaderValue`] when it cannot be forwarded.
+    pub fn restore(
+        access_token: &str,
+        times: WallTimes,
+        rules: &Arc<Rules>,
+    ) -> Result<Self, Unusable> {
+        let mut authorization = HeaderValue::try_from(format!("Bearer {access_token}"))
+            .map_err(|_| Unusable::NotAHeaderValue)?;
+        authorization.set_sensitive(true);
+        let now = Instant::now();
+        let now_ms = wall_clock_ms();
+        let mut remaining = Duration::from_millis(times.expires_at_ms.saturating_sub(now_ms));
+        if let Some(jwt) = jwt_lifetime(access_token)? {
+            remaining = remaining.min(jwt);
+        }
+        if remaining.is_zero() {
+            return Err(Unusable::Expired);
+        }
+        let expires_at = now.checked_add(remaining).ok_or(Unusable::Expired)?;
+        let refresh_in = Duration::from_millis(times.refresh_at_ms.saturating_sub(now_ms));
+        let refresh_at = now
+            .checked_add(refresh_in)
+            .unwrap_or(expires_at)
+            .min(expires_at);
+        Ok(Self::assemble(
+            authorization,
+            expires_at,
+            refresh_at,
+            access_token,
+            rules,
+        ))
+    }
+
+    fn assemble(
+        authorization: HeaderValue,
+        expires_at: Instant,
+        refresh_at: Instant,
+        access_token: &str,
+        rules: &Arc<Rules>,
+    ) -> Self {
         let decided = Decided {
             rules: Arc::clone(rules),
             decision: Arc::new(rules.decide(access_token)),
         };
-        Ok(Self {
+        Self {
             authorization,
             expires_at,
             refresh_at,
             refreshing: AtomicBool::new(false),
             decision: ArcSwap::from_pointee(decided),
-        })
+            stored_as: OnceLock::new(),
+        }
+    }
+
+    /// The entry's times as wall-clock milliseconds, for a shared store.
+    #[must_use]
+    pub fn wall_times(&self) -> WallTimes {
+        let now = Instant::now();
+        let now_ms = wall_clock_ms();
+        let at = |instant: Instant| {
+            let ahead = instant.saturating_duration_since(now).as_millis();
+            now_ms.saturating_add(u64::try_from(ahead).unwrap_or(u64::MAX))
+        };
+        WallTimes {
+            expires_at_ms: at(self.expires_at),
+            refresh_at_ms: at(self.refresh_at),
+        }
+    }
+
+    /// Records the digest of the value this entry is stored as.
+    pub(crate) fn set_stored_as(&self, tag: StoreTag) {
+        let _ = self.stored_as.set(tag);
+    }
+
+    /// The digest of the value this entry is stored as, if it was stored.
+    pub(crate) fn stored_as(&self) -> Option<&StoreTag> {
+        self.stored_as.get()
     }
 
     /// `Bearer <access token>`, marked sensitive.
@@ -143,6 +251,14 @@ impl std::fmt::Debug for Entry {
             .field("refresh_at", &self.refresh_at)
             .finish_non_exhaustive()
     }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn wall_clock_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The remaining lifetime from a JWT's `exp`, if it is a JWT with one.
@@ -264,6 +380,57 @@ mod tests {
             "an opaque token fails a claims rule"
         );
         assert!(entry.decision(&first).allowed);
+    }
+
+    #[test]
+    fn an_entry_survives_the_trip_through_wall_clock_times() {
+        let t0 = Instant::now();
+        let entry = Entry::new("t", Some(Duration::from_secs(100)), t0, &rules()).unwrap();
+        let times = entry.wall_times();
+        assert_eq!(
+            times.expires_at_ms - times.refresh_at_ms,
+            18_000,
+            "refresh 18 s before the end"
+        );
+        let restored = Entry::restore("t", times, &rules()).unwrap();
+        let drift = |a: Instant, b: Instant| a.max(b) - a.min(b);
+        assert!(drift(restored.expires_at, entry.expires_at) < Duration::from_millis(5));
+        assert!(drift(restored.refresh_at, entry.refresh_at) < Duration::from_millis(5));
+        assert_eq!(restored.access_token(), "t");
+        assert!(restored.decision(&rules()).allowed);
+        assert!(restored.stored_as().is_none());
+    }
+
+    #[test]
+    fn a_restored_entry_is_bounded_by_its_jwt_and_the_clock() {
+        let now_ms = wall_clock_ms();
+        let past = WallTimes {
+            expires_at_ms: now_ms - 1,
+            refresh_at_ms: now_ms - 10,
+        };
+        assert_eq!(
+            Entry::restore("t", past, &rules()).unwrap_err(),
+            Unusable::Expired
+        );
+        let far = WallTimes {
+            expires_at_ms: now_ms + 3_600_000,
+            refresh_at_ms: now_ms + 3_000_000,
+        };
+        let entry = Entry::restore(&jwt_expiring_in(10), far, &rules()).unwrap();
+        let left = entry.expires_at - Instant::now();
+        assert!(
+            left <= Duration::from_secs(10),
+            "the JWT exp wins: {left:?}"
+        );
+        assert!(entry.refresh_at <= entry.expires_at);
+        assert_eq!(
+            Entry::restore(&jwt_expiring_in(-1), far, &rules()).unwrap_err(),
+            Unusable::Expired
+        );
+        assert_eq!(
+            Entry::restore("a\nb", far, &rules()).unwrap_err(),
+            Unusable::NotAHeaderValue
+        );
     }
 
     #[test]

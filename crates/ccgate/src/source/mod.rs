@@ -12,22 +12,47 @@
 //! When an upstream answers 401 to a request that carried a cached token,
 //! [`TokenSource::forget`] drops that entry if it still holds that token,
 //! so a revoked token is replaced on the next request.
+//!
+//! # With Redis
+//!
+//! The memory store stays in front. Its fetch (still one per key per
+//! process) becomes a load from the shared tier:
+//! 1. read Redis: a usable token there is used (`tier="redis"` hit);
+//! 2. else take the key's lock (`SET NX PX`), fetch, write the token
+//!    (`PX` = its remaining usable time), release the lock;
+//! 3. if another replica holds the lock, poll Redis every
+//!    [`POLL_INTERVAL`] for its token, for at most the wait bound
+//!    (`clientConfig.timeoutSeconds`, capped at [`MAX_WAIT`]); if its lock
+//!    goes away without a token, try to take it; when the wait runs out,
+//!    fetch anyway — a slow token endpoint or a dead replica never makes a
+//!    caller fail;
+//! 4. if Redis fails at any step, fetch (and serve) without it.
+//!
+//! So N replicas missing on one key at once make one token request when
+//! the token endpoint answers within the wait bound. A background refresh
+//! takes the same path, accepting from Redis only a token newer than the
+//! one it replaces (another replica's refresh), and writes both tiers.
+//! [`TokenSource::forget`] deletes the Redis entry too, if it still holds
+//! the same stored value.
 
-mod entry;
+pub(crate) mod entry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use moka::future::Cache;
 use secrecy::ExposeSecret;
 
-pub use entry::{DEFAULT_LIFETIME, Entry, MAX_MARGIN, MAX_REFRESH_AHEAD, Unusable};
+pub(crate) use entry::StoreTag;
+pub use entry::{DEFAULT_LIFETIME, Entry, MAX_MARGIN, MAX_REFRESH_AHEAD, Unusable, WallTimes};
 
 use crate::credentials::Credentials;
 use crate::decision::Rules;
 use crate::metrics::Handles;
 use crate::store::key::{CacheKey, KeyDeriver};
 use crate::store::memory::{Fetched, Memory};
+use crate::store::redis::Redis;
 use crate::token::{Endpoint, FetchError};
 
 /// How long rejected credentials are remembered: a wrong secret cannot
@@ -43,6 +68,13 @@ const MAX_REJECTIONS: u64 = 10_000;
 /// another (the current token is still served meanwhile).
 const REFRESH_RETRY: Duration = Duration::from_secs(1);
 
+/// Longest wait for another replica's token (the wait bound is
+/// `clientConfig.timeoutSeconds`, capped at this).
+pub const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a waiting replica looks for another one's token.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
 /// Tokens for one middleware: its endpoint, key deriver and stores.
 #[derive(Clone)]
 pub struct TokenSource {
@@ -53,6 +85,7 @@ struct Inner {
     endpoint: Endpoint,
     keys: KeyDeriver,
     memory: Memory,
+    redis: Option<Redis>,
     rejected: Cache<CacheKey, Arc<FetchError>>,
     metrics: Handles,
 }
@@ -62,6 +95,7 @@ impl TokenSource {
         endpoint: Endpoint,
         keys: KeyDeriver,
         memory: Memory,
+        redis: Option<Redis>,
         metrics: Handles,
     ) -> Self {
         let rejected = Cache::builder()
@@ -73,6 +107,7 @@ impl TokenSource {
                 endpoint,
                 keys,
                 memory,
+                redis,
                 rejected,
                 metrics,
             }),
@@ -110,7 +145,10 @@ impl TokenSource {
             return Err(rejection);
         }
         inner.metrics.memory_miss.inc();
-        let fetch = Arc::clone(inner).fetch(key, credentials.clone(), Arc::clone(rules));
+        // Boxed: the load's state machine stays out of every caller's future.
+        let fetch = Arc::clone(inner)
+            .load(key, credentials.clone(), Arc::clone(rules), None)
+            .boxed();
         inner
             .memory
             .get_or_fetch(key, fetch)
@@ -118,9 +156,14 @@ impl TokenSource {
             .map(|entry| (key, entry))
     }
 
-    /// Drops the entry under `key` if it still holds `entry`.
+    /// Drops the entry under `key` if it still holds `entry`, from memory
+    /// and from Redis (if Redis still holds the value this replica read
+    /// or wrote for it: a newer token stored by another replica stays).
     pub async fn forget(&self, key: CacheKey, entry: &Arc<Entry>) {
         self.inner.memory.remove_if_same(key, entry).await;
+        if let Some(redis) = &self.inner.redis {
+            redis.remove_if_same(&key, entry).await;
+        }
     }
 
     /// Replaces the entry under `key` in the background; on failure the
@@ -135,7 +178,11 @@ impl TokenSource {
     ) {
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
-            match Arc::clone(&inner).fetch(key, credentials, rules).await {
+            let current_entry = Some(Arc::clone(&current));
+            match Arc::clone(&inner)
+                .load(key, credentials, rules, current_entry)
+                .await
+            {
                 Ok(fresh) => inner.memory.insert(key, fresh).await,
                 Err(error) => {
                     tracing::warn!(error = %error, "background token refresh failed; serving the current token");
@@ -154,6 +201,90 @@ impl TokenSource {
 }
 
 impl Inner {
+    /// A token for `key` after a memory miss, or to replace `current` (a
+    /// refresh): from Redis when it holds one, else fetched, with the
+    /// replicas coordinated as the module docs say.
+    async fn load(
+        self: Arc<Self>,
+        key: CacheKey,
+        credentials: Credentials,
+        rules: Arc<Rules>,
+        current: Option<Arc<Entry>>,
+    ) -> Fetched {
+        let Some(redis) = &self.redis else {
+            return self.fetch(key, credentials, rules).await;
+        };
+        // A refresh wants a newer token than the one it replaces.
+        let wanted = |entry: &Entry| {
+            current.as_ref().is_none_or(|current| {
+                entry.access_token() != current.access_token()
+                    && entry.expires_at() > current.expires_at()
+            })
+        };
+        match redis.read(&key, &rules).await {
+            Ok(Some(entry)) if wanted(&entry) => {
+                redis.metrics.hit.inc();
+                return Ok(Arc::new(entry));
+            }
+            Ok(_) => {
+                redis.metrics.miss.inc();
+            }
+            Err(_) => {
+                return Arc::clone(&self)
+                    .fetch_and_store(key, credentials, rules)
+                    .await;
+            }
+        }
+        let deadline = Instant::now() + redis.wait();
+        'lock: loop {
+            match redis.try_lock(&key).await {
+                Ok(Some(lock)) => {
+                    let fetched = Arc::clone(&self)
+                        .fetch_and_store(key, credentials, rules)
+                        .await;
+                    redis.unlock(lock).await;
+                    return fetched;
+                }
+                Ok(None) => {}
+                Err(_) => break 'lock,
+            }
+            // Another replica is fetching: wait for its token.
+            loop {
+                if Instant::now() + POLL_INTERVAL > deadline {
+                    break 'lock;
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+                match redis.read(&key, &rules).await {
+                    Ok(Some(entry)) if wanted(&entry) => return Ok(Arc::new(entry)),
+                    Ok(_) => {}
+                    Err(_) => break 'lock,
+                }
+                match redis.is_locked(&key).await {
+                    Ok(true) => {}
+                    Ok(false) => continue 'lock, // it gave up without a token
+                    Err(_) => break 'lock,
+                }
+            }
+        }
+        Arc::clone(&self)
+            .fetch_and_store(key, credentials, rules)
+            .await
+    }
+
+    /// A token request whose token is then written to Redis (if any).
+    async fn fetch_and_store(
+        self: Arc<Self>,
+        key: CacheKey,
+        credentials: Credentials,
+        rules: Arc<Rules>,
+    ) -> Fetched {
+        let fetched = Arc::clone(&self).fetch(key, credentials, rules).await;
+        if let (Ok(entry), Some(redis)) = (&fetched, &self.redis) {
+            let _ = redis.write(&key, entry).await;
+        }
+        fetched
+    }
+
     /// One token request, timed and counted; a rejection is remembered.
     async fn fetch(
         self: Arc<Self>,
@@ -207,6 +338,7 @@ impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSource")
             .field("memory", &self.inner.memory)
+            .field("redis", &self.inner.redis)
             .finish_non_exhaustive()
     }
 }

@@ -1,6 +1,8 @@
-//! Where tokens are cached: the memory store ([`memory`]), and the keys
-//! ([`key`]) and sealing ([`seal`]) every store shares.
+//! Where tokens are cached: the memory store ([`memory`]), the Redis
+//! store shared by replicas ([`redis`]), and the keys ([`key`]) and
+//! sealing ([`seal`]) every store shares.
 
 pub mod key;
 pub mod memory;
+pub mod redis;
 pub mod seal;

@@ -55,7 +55,7 @@ mod error;
 mod response;
 mod retry;
 mod settings;
-mod tls;
+pub(crate) mod tls;
 
 pub use auth::{AuthMethod, MAX_REMEMBERED_CLIENTS};
 pub use endpoint::Endpoint;

@@ -26,6 +26,24 @@ const CA: &str = "clientConfig.tls.ca";
 const CERT: &str = "clientConfig.tls.cert";
 const KEY: &str = "clientConfig.tls.key";
 
+/// The option names of a CA bundle, a client certificate and its key, for
+/// errors: PEM checks are shared with the Redis store's `tls` options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PemFields {
+    pub(crate) ca: &'static str,
+    pub(crate) cert: &'static str,
+    pub(crate) key: &'static str,
+}
+
+const CLIENT_CONFIG: PemFields = PemFields {
+    ca: CA,
+    cert: CERT,
+    key: KEY,
+};
+
+/// A PEM client certificate chain and its key.
+pub(crate) type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
 /// The `clientConfig.tls` options: how to reach an `https` token endpoint.
 ///
 /// Server certificates are verified against the platform's trust store
@@ -59,10 +77,14 @@ pub(super) fn client_config(
 ) -> Result<ClientConfig, BuildError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let extra_roots = match &settings.ca {
-        Some(pem) => trust_anchors(pem)?,
+        Some(pem) => trust_anchors(pem, CA)?,
         None => Vec::new(),
     };
-    let identity = identity(settings)?;
+    let identity = identity(
+        settings.cert.as_deref(),
+        settings.key.as_ref(),
+        CLIENT_CONFIG,
+    )?;
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| BuildError::Client {
@@ -92,30 +114,54 @@ pub(super) fn client_config(
     };
     let builder = builder.with_custom_certificate_verifier(verifier);
     let mut config = match identity {
-        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
-            let reason = match e {
-                rustls::Error::InconsistentKeys(_) => {
-                    "the key does not belong to the certificate".to_owned()
-                }
-                other => format!("unusable certificate or key: {other}"),
-            };
-            BuildError::invalid(KEY, reason)
-        })?,
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| identity_error(&e, KEY))?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
-/// The certificates of `clientConfig.tls.ca`, each checked to be a usable
-/// trust anchor.
-fn trust_anchors(pem: &str) -> Result<Vec<CertificateDer<'static>>, BuildError> {
-    let certs = certificates(pem, CA)?;
+/// Why rustls refused a client certificate and key, as an error on `field`
+/// (the key's option).
+fn identity_error(error: &rustls::Error, field: &'static str) -> BuildError {
+    let reason = match error {
+        rustls::Error::InconsistentKeys(_) => {
+            "the key does not belong to the certificate".to_owned()
+        }
+        other => format!("unusable certificate or key: {other}"),
+    };
+    BuildError::invalid(field, reason)
+}
+
+/// Checks that `identity` is usable for client authentication (the key
+/// belongs to the certificate) with aws-lc-rs, as a TLS client would.
+pub(crate) fn check_identity(identity: Identity, fields: PemFields) -> Result<(), BuildError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BuildError::Client {
+            detail: e.to_string(),
+        })?
+        .with_root_certificates(RootCertStore::empty())
+        .with_client_auth_cert(identity.0, identity.1)
+        .map_err(|e| identity_error(&e, fields.key))?;
+    Ok(())
+}
+
+/// The certificates of a CA bundle option (`field`), each checked to be a
+/// usable trust anchor.
+pub(crate) fn trust_anchors(
+    pem: &str,
+    field: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, BuildError> {
+    let certs = certificates(pem, field)?;
     let mut store = RootCertStore::empty();
     for (index, cert) in certs.iter().enumerate() {
         store.add(cert.clone()).map_err(|_| {
             BuildError::invalid(
-                CA,
+                field,
                 format!(
                     "certificate #{} is not a valid X.509 CA certificate",
                     index + 1
@@ -127,22 +173,27 @@ fn trust_anchors(pem: &str) -> Result<Vec<CertificateDer<'static>>, BuildError> 
 }
 
 /// The client certificate chain and key, when both are set.
-fn identity(
-    settings: &TlsSettings,
-) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, BuildError> {
-    match (&settings.cert, &settings.key) {
+pub(crate) fn identity(
+    cert: Option<&str>,
+    key: Option<&SecretString>,
+    fields: PemFields,
+) -> Result<Option<Identity>, BuildError> {
+    match (cert, key) {
         (None, None) => Ok(None),
         (Some(_), None) => Err(BuildError::invalid(
-            KEY,
-            "missing: clientConfig.tls.cert is set, so its key is needed",
+            fields.key,
+            format!("missing: {} is set, so its key is needed", fields.cert),
         )),
         (None, Some(_)) => Err(BuildError::invalid(
-            CERT,
-            "missing: clientConfig.tls.key is set, so its certificate is needed",
+            fields.cert,
+            format!(
+                "missing: {} is set, so its certificate is needed",
+                fields.key
+            ),
         )),
         (Some(cert), Some(key)) => {
-            let chain = certificates(cert, CERT)?;
-            let key = private_key(key)?;
+            let chain = certificates(cert, fields.cert)?;
+            let key = private_key(key, fields.key)?;
             Ok(Some((chain, key)))
         }
     }
@@ -168,11 +219,14 @@ fn certificates(
     Ok(certs)
 }
 
-/// The first private key block of `pem`.
-fn private_key(pem: &SecretString) -> Result<PrivateKeyDer<'static>, BuildError> {
+/// The first private key block of `pem`, the value of `field`.
+fn private_key(
+    pem: &SecretString,
+    field: &'static str,
+) -> Result<PrivateKeyDer<'static>, BuildError> {
     let pem = pem.expose_secret();
     if !pem.contains("-----BEGIN ") {
-        return Err(BuildError::invalid(KEY, NOT_PEM));
+        return Err(BuildError::invalid(field, NOT_PEM));
     }
     PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
         let reason = match e {
@@ -184,7 +238,7 @@ fn private_key(pem: &SecretString) -> Result<PrivateKeyDer<'static>, BuildError>
             }
             other => pem_reason(&other),
         };
-        BuildError::invalid(KEY, reason)
+        BuildError::invalid(field, reason)
     })
 }
 

@@ -5,5 +5,6 @@ mod claims_seed;
 mod expr_errors;
 mod expr_properties;
 mod middleware;
+mod redis_store;
 mod support;
 mod token_endpoint;

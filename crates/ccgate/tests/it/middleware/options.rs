@@ -52,7 +52,20 @@ fn every_invalid_field_is_named_with_its_reason() {
         (with(json!({"clientSecret": "s3cret"})), "clientID", "must be set when clientSecret is set"),
         (with(json!({"store": {"secret": "short"}})), "store.secret", "must be 16, 24 or 32 bytes long"),
         (with(json!({"store": {"secret": "0123456789abcdef0"}})), "store.secret", "not 17"),
-        (with(json!({"store": {"redis": {"endpoints": ["127.0.0.1:6379"]}}})), "store.redis", "not available"),
+        (with(json!({"store": {"redis": {}}})), "store.redis.endpoints", "required"),
+        (with(json!({"store": {"redis": {"endpoints": ["redis://h:6379"]}}})), "store.redis.endpoints[0]", "not a URL"),
+        (with(json!({"store": {"redis": {"endpoints": ["h:6379", "h"]}}})), "store.redis.endpoints[1]", "port is missing"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1", "b:2"]}}})), "store.redis.endpoints", "one endpoint"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "sentinel": {"password": "p"}}}})), "store.redis.sentinel.masterSet", "required"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "cluster": true, "sentinel": {"masterSet": "m"}}}})), "store.redis.sentinel", "cannot be used"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "database": -1}}})), "store.redis.database", ""),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "tls": {"caBundle": "not a pem"}}}})), "store.redis.tls.caBundle", "not PEM"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "tls": {"cert": "x"}}}})), "store.redis.tls.key", "its key is needed"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "tls": {"cert": "x", "key": "y"}}}})), "store.redis.tls.cert", "not PEM"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "password": "urn:k8s:secret:redis:password"}}})), "store.redis.password", "was not resolved"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "tls": {"key": "urn:k8s:secret:redis:key"}}}})), "store.redis.tls.key", "was not resolved"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "sentinel": {"masterSet": "m", "password": "urn:k8s:secret:s:p"}}}})), "store.redis.sentinel.password", "was not resolved"),
+        (with(json!({"store": {"redis": {"endpoints": ["a:1"], "sentinels": {}}}})), "store.redis.sentinels", "unknown field"),
         (with(json!({"claims": "Equals(`grp`)"})), "claims", "at column 1: `Equals` takes 2 arguments, found 1"),
         (with(json!({"claims": "Equals(`grp`, `admin`) & x"})), "claims", "column 24"),
         (with(json!({"forwardHeaders": {"Bad Name": "grp"}})), "forwardHeaders.Bad Name", "not a valid HTTP header name"),
@@ -97,4 +110,33 @@ fn errors_never_show_secret_values() {
         json!({"clientConfig": {"tls": {"key": "-----BEGIN PRIVATE KEY-----\nhunter2\n", "cert": "x"}}}),
     ));
     assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn database_with_cluster_is_ignored_with_a_warning() {
+    let logs = crate::support::LogCapture::start();
+    let options = Options::from_value(with(
+        json!({"store": {"redis": {"endpoints": ["127.0.0.1:1"], "cluster": true, "database": 3}}}),
+    ))
+    .unwrap();
+    assert!(Middleware::new(options).is_ok(), "a warning, not an error");
+    let logged = logs.text();
+    assert!(
+        logged.contains("store.redis.database is ignored"),
+        "{logged}"
+    );
+}
+
+#[test]
+fn every_redis_mode_builds_without_connecting() {
+    for redis in [
+        json!({"endpoints": ["127.0.0.1:1"], "username": "u", "password": "p", "database": 1}),
+        json!({"endpoints": ["127.0.0.1:1", "127.0.0.1:2"], "sentinel": {"masterSet": "m", "password": "s"}}),
+        json!({"endpoints": ["127.0.0.1:1", "127.0.0.1:2"], "cluster": true}),
+        json!({"endpoints": ["127.0.0.1:1"], "tls": {}}),
+        json!({"endpoints": ["127.0.0.1:1"], "cluster": true, "tls": {"insecureSkipVerify": true}}),
+    ] {
+        let options = Options::from_value(with(json!({"store": {"redis": redis}}))).unwrap();
+        assert!(Middleware::new(options).is_ok(), "{redis}");
+    }
 }

@@ -1,9 +1,11 @@
 //! Test support shared by the integration tests: the real test
-//! authorization server ([`idp`]), test TLS material ([`tls`]) and a fake
-//! token server for faults the real one cannot produce ([`fault_server`]).
+//! authorization server ([`idp`]), real Redis servers ([`redis_server`]), test
+//! TLS material ([`tls`]) and a fake token server for faults the real one
+//! cannot produce ([`fault_server`]).
 
 pub(crate) mod fault_server;
 pub(crate) mod idp;
+pub(crate) mod redis_server;
 pub(crate) mod tls;
 pub(crate) mod upstream;
 

@@ -1,0 +1,132 @@
+//! The value stored under an entry's key: the token and its wall-clock
+//! times, as a versioned JSON record, sealed with `store.secret` when one
+//! is set.
+//!
+//! Plaintext (no `store.secret`):
+//!
+//! ```json
+//! {"v":1,"token":"eyJhbGciOi…","expires_at_ms":1767225600000,"refresh_at_ms":1767225300000}
+//! ```
+//!
+//! Sealed: that same JSON sealed by [`Sealer`] with the store key as
+//! associated data — `0x01 ‖ nonce (12 bytes) ‖ ciphertext ‖ tag (16
+//! bytes)`, binary. A sealed value copied under another key, sealed with
+//! another secret, altered, or of another version does not open and is a
+//! miss, as is a plaintext record of an unknown version or shape.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::WallTimes;
+use crate::store::seal::Sealer;
+
+/// The record's format version.
+const VERSION: u8 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Record<'a> {
+    v: u8,
+    #[serde(borrow)]
+    token: Cow<'a, str>,
+    expires_at_ms: u64,
+    refresh_at_ms: u64,
+}
+
+/// The stored value for `token` with `times` under `store_key`.
+pub(super) fn encode(
+    sealer: Option<&Sealer>,
+    store_key: &str,
+    token: &str,
+    times: WallTimes,
+) -> Vec<u8> {
+    let record = Record {
+        v: VERSION,
+        token: Cow::Borrowed(token),
+        expires_at_ms: times.expires_at_ms,
+        refresh_at_ms: times.refresh_at_ms,
+    };
+    let json = serde_json::to_vec(&record).expect("a record serialises");
+    match sealer {
+        Some(sealer) => sealer.seal(store_key.as_bytes(), &json),
+        None => json,
+    }
+}
+
+/// The token and times of a stored value, or `None` if it is not a
+/// record this store wrote under `store_key` (see the module docs).
+pub(super) fn decode(
+    sealer: Option<&Sealer>,
+    store_key: &str,
+    value: &[u8],
+) -> Option<(String, WallTimes)> {
+    let opened;
+    let json = match sealer {
+        Some(sealer) => {
+            opened = sealer.open(store_key.as_bytes(), value)?;
+            &opened[..]
+        }
+        None => value,
+    };
+    let record: Record<'_> = serde_json::from_slice(json).ok()?;
+    if record.v != VERSION || record.token.is_empty() {
+        return None;
+    }
+    let times = WallTimes {
+        expires_at_ms: record.expires_at_ms,
+        refresh_at_ms: record.refresh_at_ms,
+    };
+    Some((record.token.into_owned(), times))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMES: WallTimes = WallTimes {
+        expires_at_ms: 1_767_225_600_000,
+        refresh_at_ms: 1_767_225_300_000,
+    };
+
+    #[test]
+    fn plaintext_is_the_documented_json() {
+        let value = encode(None, "p:k", "tok", TIMES);
+        assert_eq!(
+            std::str::from_utf8(&value).unwrap(),
+            r#"{"v":1,"token":"tok","expires_at_ms":1767225600000,"refresh_at_ms":1767225300000}"#
+        );
+        assert_eq!(decode(None, "p:k", &value), Some(("tok".to_owned(), TIMES)));
+    }
+
+    #[test]
+    fn sealed_values_hide_the_token_and_are_bound_to_their_key() {
+        let sealer = Sealer::new(b"0123456789abcdef").unwrap();
+        let value = encode(Some(&sealer), "p:alice", "the-token", TIMES);
+        assert!(!value.windows(9).any(|w| w == b"the-token"));
+        assert_eq!(
+            decode(Some(&sealer), "p:alice", &value),
+            Some(("the-token".to_owned(), TIMES))
+        );
+        assert_eq!(decode(Some(&sealer), "p:mallory", &value), None);
+        let plain = encode(None, "p:alice", "the-token", TIMES);
+        assert_eq!(
+            decode(Some(&sealer), "p:alice", &plain),
+            None,
+            "a sealing store ignores plaintext"
+        );
+        assert_eq!(decode(None, "p:alice", &value), None);
+    }
+
+    #[test]
+    fn other_versions_and_shapes_are_misses() {
+        for value in [
+            &br#"{"v":2,"token":"t","expires_at_ms":1,"refresh_at_ms":1}"#[..],
+            br#"{"v":1,"token":"","expires_at_ms":1,"refresh_at_ms":1}"#,
+            br#"{"v":1,"token":"t"}"#,
+            b"plain token",
+            b"",
+        ] {
+            assert_eq!(decode(None, "k", value), None);
+        }
+    }
+}
