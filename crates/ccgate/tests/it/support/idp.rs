@@ -19,7 +19,7 @@ use super::tls::Pki;
 
 /// How long the IdP may take to print its address: ~0.4 s on an idle
 /// machine, much more when the two cores are busy compiling.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running test IdP.
 pub(crate) struct Idp {
@@ -112,58 +112,27 @@ impl Idp {
         Self::start_with(IdpOptions::default()).await
     }
 
-    /// Starts the IdP with `options`.
+    /// Starts the IdP with `options`. A start that does not print its
+    /// address within [`START_TIMEOUT`] is tried once more (seen only on a
+    /// machine overloaded by parallel builds), then fails with its stderr.
     pub(crate) async fn start_with(options: IdpOptions<'_>) -> Self {
-        let dir = idp_dir();
-        let mut command = Command::new("node");
-        command.arg(dir.join("server.js"));
-        if let Some(ttl) = options.ttl {
-            command.arg("--ttl").arg(ttl.to_string());
-        }
-        if let Some(pki) = options.tls {
-            command
-                .arg("--tls-cert")
-                .arg(pki.server_cert_file())
-                .arg("--tls-key")
-                .arg(pki.server_key_file());
-            if options.client_ca {
-                command.arg("--client-ca").arg(pki.ca_file());
+        let mut failures = Vec::new();
+        for _ in 0..2 {
+            match launch(&options).await {
+                Ok((child, stdin, ready)) => {
+                    let http = control_client(options.tls, options.client_ca);
+                    return Self {
+                        token_endpoint: ready.token_endpoint,
+                        issuer: ready.issuer,
+                        http,
+                        _child: child,
+                        _stdin: stdin,
+                    };
+                }
+                Err(failure) => failures.push(failure),
             }
         }
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().unwrap_or_else(|e| {
-            panic!("cannot run `node` for the test IdP ({e}): install Node.js 20.19+ or run scripts/test")
-        });
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        drain(
-            child.stderr.take().expect("piped stderr"),
-            Some(Arc::clone(&stderr)),
-        );
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        let read = tokio::time::timeout(START_TIMEOUT, stdout.read_line(&mut line)).await;
-        let ready: Ready = match read {
-            Ok(Ok(n)) if n > 0 => serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("test IdP printed {line:?}, not its address: {e}")),
-            outcome => panic!(
-                "test IdP did not start ({outcome:?}); its stderr:\n{}",
-                stderr.lock().expect("stderr buffer")
-            ),
-        };
-        drain(stdout.into_inner(), None);
-        let http = control_client(options.tls, options.client_ca);
-        Self {
-            token_endpoint: ready.token_endpoint,
-            issuer: ready.issuer,
-            http,
-            _child: child,
-            _stdin: stdin,
-        }
+        panic!("test IdP did not start:\n{}", failures.join("\n---\n"));
     }
 
     /// The token endpoint URL.
@@ -220,6 +189,57 @@ impl Idp {
             .json()
             .await
             .unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+}
+
+/// Spawns the IdP and waits for its address line.
+async fn launch(options: &IdpOptions<'_>) -> Result<(Child, ChildStdin, Ready), String> {
+    let dir = idp_dir();
+    let mut command = Command::new("node");
+    command.arg(dir.join("server.js"));
+    if let Some(ttl) = options.ttl {
+        command.arg("--ttl").arg(ttl.to_string());
+    }
+    if let Some(pki) = options.tls {
+        command
+            .arg("--tls-cert")
+            .arg(pki.server_cert_file())
+            .arg("--tls-key")
+            .arg(pki.server_key_file());
+        if options.client_ca {
+            command.arg("--client-ca").arg(pki.ca_file());
+        }
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot run `node` for the test IdP ({e}): install Node.js 20.19+ or run scripts/test"
+        )
+    });
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    drain(
+        child.stderr.take().expect("piped stderr"),
+        Some(Arc::clone(&stderr)),
+    );
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    let read = tokio::time::timeout(START_TIMEOUT, stdout.read_line(&mut line)).await;
+    match read {
+        Ok(Ok(n)) if n > 0 => {
+            let ready = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("test IdP printed {line:?}, not its address: {e}"));
+            drain(stdout.into_inner(), None);
+            Ok((child, stdin, ready))
+        }
+        outcome => Err(format!(
+            "{outcome:?}; its stderr:\n{}",
+            stderr.lock().expect("stderr buffer")
+        )),
     }
 }
 
