@@ -10,6 +10,26 @@
 //! the token came straight from the authorization server over the
 //! configured TLS. A token that is not a JWT has no claims: a `claims`
 //! rule then fails closed, and forwarded headers are empty.
+//!
+//! # Example
+//!
+//! ```
+//! use ccgate::claims::{KeyPath, Rule};
+//! use ccgate::decision::Rules;
+//! use http::HeaderName;
+//!
+//! let rules = Rules::new(
+//!     Some(Rule::parse("Equals(`grp`, `admin`)")?),
+//!     vec![(HeaderName::from_static("x-group"), KeyPath::parse("grp").unwrap())],
+//!     None,
+//! );
+//! // header.payload.signature, the payload being {"grp":"admin"}
+//! let decision = rules.decide("e30.eyJncnAiOiJhZG1pbiJ9.c2ln");
+//! assert!(decision.allowed);
+//! assert_eq!(decision.headers[0].1, "admin");
+//! assert!(!rules.decide("an-opaque-token").allowed, "claims fail closed");
+//! # Ok::<(), ccgate::expr::ParseError>(())
+//! ```
 
 use std::sync::Arc;
 

@@ -11,6 +11,17 @@
 //! Bodies are one short line of text and never hold a secret, a token or
 //! the authorization server's raw answer; its OAuth `error` code may be
 //! named.
+//!
+//! # Example
+//!
+//! ```
+//! use ccgate::credentials::BasicError;
+//! use ccgate::denial::Denial;
+//!
+//! let response = Denial::credentials(BasicError::Missing).response();
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers()["www-authenticate"], r#"Basic realm="ccgate""#);
+//! ```
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
