@@ -31,7 +31,7 @@ ROOT = servers.ROOT
 # Sizes of a full run and of the smoke run (which only proves the harness
 # works: one short round, a small warm-up).
 PROFILES = {
-    "full": dict(rounds=3, seconds=6, warmup_seconds=2, connections=50,
+    "full": dict(rounds=5, seconds=5, warmup_seconds=2, connections=50,
                  many_clients=10_000, memory_tokens=100_000, stampede=1000),
     "smoke": dict(rounds=1, seconds=1, warmup_seconds=0, connections=4,
                   many_clients=200, memory_tokens=1000, stampede=1000),
