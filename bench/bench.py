@@ -111,6 +111,19 @@ def display_path(path):
         return str(path)
 
 
+def parse_perf_stat(text):
+    """`perf stat -x,` output: event name -> count (task-clock in ms)."""
+    counters = {}
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2]:
+            try:
+                counters[fields[2]] = float(fields[0])
+            except ValueError:
+                pass  # <not counted>, <not supported>
+    return counters
+
+
 def perf_summary(data):
     """A flat profile, readable: the share of each binary (kernel, libc,
     ccgate), the top symbols, and those of the middleware and its cache."""
@@ -145,6 +158,7 @@ class Run:
         self.procs = servers.Processes(self.workdir, self.pin)
         self.failures = {}  # scenario -> reason it could not run
         self.ports = {}  # scenario -> port its wrk run targets
+        self.server_pids = {}  # scenario -> pids of the proxy measured (for --perf)
         self.results = {}  # scenario -> [wrk summary per round]
         self.notes = {}  # scenario -> note shown instead of numbers
         self.extra = {}
@@ -177,6 +191,7 @@ class Run:
             for key in ("PLAIN_PORT", "ONE_PORT", "MANY_PORT", "FORWARD_AUTH_PORT"):
                 self.procs.wait_port("ccgate", proc, cc[key])
             self.ccgate = proc
+            self.server_pids.update(c=[proc.pid], d=[proc.pid])
             self.ports.update(c=cc["PLAIN_PORT"], d=cc["ONE_PORT"], e=cc["MANY_PORT"])
         except StartError as e:
             self.fail(["c", "d", "e", "g", "g2"], str(e))
@@ -188,6 +203,7 @@ class Run:
             self.procs.wait_port("nginx-proxy", proc, ng["PROXY_PORT"])
             self.procs.wait_port("nginx-proxy", proc, ng["AUTH_PORT"])
             self.ports.update(b=ng["PROXY_PORT"], g=ng["AUTH_PORT"])
+            self.server_pids["b"] = [proc.pid]  # the master; its worker is found later
         except StartError as e:
             self.fail(["b", "g"], str(e))
 
@@ -198,6 +214,7 @@ class Run:
             self.procs.wait_port("traefik", proc, tr["PROXY_PORT"])
             self.procs.wait_port("traefik", proc, tr["AUTH_PORT"])
             self.ports.update(b2=tr["PROXY_PORT"], g2=tr["AUTH_PORT"])
+            self.server_pids["b2"] = [proc.pid]
         except StartError as e:
             self.fail(["b2", "g2"], str(e))
 
@@ -285,7 +302,31 @@ class Run:
             load.idp_call(self.issuer, "GET", "/__test/stats")["received"] - self.token_requests_before)
 
     def profile(self):
-        """--perf: a flat CPU profile of ccgate during c and d."""
+        """--perf: what one request costs the proxy (b, b2, c, d): CPU time,
+        system calls and context switches counted by `perf stat` during one
+        more wrk run, divided by its requests; and a flat CPU profile of
+        ccgate (`perf record`) during c and d."""
+        cost = {}
+        for s in ("b", "b2", "c", "d"):
+            if s not in self.runnable() or s not in self.server_pids:
+                continue
+            pids = [p for pid in self.server_pids[s] for p in (pid, *servers.children(pid))]
+            perf = subprocess.Popen(["perf", "stat", "-x", ",", "-e", "task-clock,context-switches,raw_syscalls:sys_enter",
+                                     "-p", ",".join(map(str, pids))],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.3)
+            summary = self.wrk_once(s)
+            perf.send_signal(signal.SIGINT)
+            counters = parse_perf_stat(perf.communicate()[1])
+            n = summary["requests"]
+            cost[s] = {
+                "requests": n,
+                "cpu_us": round(counters.get("task-clock", 0) * 1000 / n, 1),  # task-clock is in ms
+                "syscalls": round(counters.get("raw_syscalls:sys_enter", 0) / n, 2),
+                "context_switches": round(counters.get("context-switches", 0) / n, 3),
+            }
+            log(f"cost per request, {s}: {cost[s]}")
+        self.extra["cost"] = cost
         out = {}
         for s in ("c", "d"):
             if s not in self.runnable():
@@ -294,14 +335,17 @@ class Run:
             perf = subprocess.Popen(["perf", "record", "-F", "1999", "-p", str(self.ccgate.pid), "-o", str(data)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-            load.wrk(f"http://127.0.0.1:{self.ports[s]}/bench", self.headers["one"], self.p["connections"],
-                     self.p["seconds"], self.load_core, self.pin, self.workdir / "wrk.log")
+            self.wrk_once(s)
             perf.send_signal(signal.SIGINT)
             perf.wait()
             (self.workdir / f"perf-{s}.txt").write_text(perf_summary(data))
             out[s] = str(self.workdir / f"perf-{s}.txt")
             log(f"perf profile of {s}: {out[s]}")
         self.extra["perf"] = out
+
+    def wrk_once(self, s):
+        return load.wrk(f"http://127.0.0.1:{self.ports[s]}/bench", self.headers["one"], self.p["connections"],
+                        self.p["seconds"], self.load_core, self.pin, self.workdir / "wrk.log")
 
     # -- h: the cold stampede, i: memory per token ------------------------
 
@@ -324,17 +368,17 @@ class Run:
         try:
             load.idp_call(self.issuer, "POST", "/__test/delay?ms=500")
             load.idp_call(self.issuer, "POST", "/__test/reset")
-            statuses, latencies = load.stampede(port, load.basic("basic-client", "basic-secret"), n)
+            statuses, written, latencies = load.stampede(port, load.basic("basic-client", "basic-secret"), n)
             stats = load.idp_call(self.issuer, "GET", "/__test/stats")
             bad = [s for s in statuses if s != 200]
             if bad:
                 raise RunError(f"{len(bad)} of {n} answers were not 200, e.g. {bad[0]}")
             self.extra["h"] = {
-                "requests": n, "token_requests": stats["received"],
+                "requests": n, "token_requests": stats["received"], "written_s": round(written, 3),
                 "latency_min_s": round(min(latencies), 3), "latency_max_s": round(max(latencies), 3),
             }
-            log(f"h: {stats['received']} token request(s) for {n} requests; answers after "
-                f"{min(latencies):.3f}–{max(latencies):.3f} s (token endpoint held 0.5 s)")
+            log(f"h: {stats['received']} token request(s) for {n} requests, all written within {written:.3f} s; "
+                f"answers {min(latencies):.3f}–{max(latencies):.3f} s after the first (token endpoint held 0.5 s)")
         except (RunError, OSError, TimeoutError) as e:
             self.fail(["h"], str(e))
         finally:

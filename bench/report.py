@@ -104,8 +104,9 @@ def markdown(data):
     h = data.get("h")
     out.append(f"| h | cold stampede: {p['stampede']:,} concurrent first requests of one client, token "
                "endpoint held 0.5 s | "
-               + (f"{h['token_requests']} token request(s); all {h['requests']:,} answered 200 after "
-                  f"{h['latency_min_s']:.2f}–{h['latency_max_s']:.2f} s | | | |" if h else f"{missing(data, 'h')} | | | |"))
+               + (f"{h['token_requests']} token request(s); all {h['requests']:,} requests written within "
+                  f"{h['written_s']:.3f} s, all answered 200, {h['latency_min_s']:.2f}–{h['latency_max_s']:.2f} s "
+                  "after the first | | | |" if h else f"{missing(data, 'h')} | | | |"))
     i = data.get("i")
     out.append(f"| i | resident memory per cached token, {p['memory_tokens']:,} tokens | "
                + (f"{i['bytes_per_token']:,} bytes per token (RSS {i['rss_before_kib'] / 1024:.1f} → "
@@ -119,6 +120,16 @@ def markdown(data):
         out.append(f"Scenario i: {i['token_requests']:,} token requests while warming; a second request from "
                    f"{i['sample_rerequested']:,} of those clients made {i['sample_token_requests']} more "
                    "(all still cached).")
+        out.append("")
+    cost = data.get("cost")
+    if cost:
+        out.append("What one request costs the proxy (`--perf`: `perf stat` on the proxy's processes during "
+                   "one more run, divided by its requests):")
+        out.append("")
+        out.append("| scenario | CPU time | system calls | context switches |")
+        out.append("|---|---:|---:|---:|")
+        for s, c in cost.items():
+            out.append(f"| {s} | {c['cpu_us']:.1f} µs | {c['syscalls']:.2f} | {c['context_switches']:.3f} |")
         out.append("")
     out.append("Goals of SPEC §9:")
     out.append("")

@@ -170,6 +170,17 @@ def start_redis(procs, core, port):
     )
 
 
+def children(pid):
+    """The child processes of PID (nginx's workers)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
 def rss_kib(pid):
     """Resident set size of a process, from /proc/PID/status (VmRSS, KiB)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
