@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -228,7 +229,7 @@ class Run:
         ok, output = servers.ccgate_check(self.args.ccgate, self.workdir, "ccgate-redis", "ccgate-redis.yaml.in",
                                           values)
         if not ok:
-            if "store.redis" in output:
+            if "store.redis" in output and "not available" in output:
                 self.notes["f"] = "n/a (Redis store not merged)"
                 log("f: n/a — `ccgate check` rejects store.redis: " + output.splitlines()[-1])
             else:
@@ -484,6 +485,8 @@ def main():
     args.out = args.out or (args.workdir / "benchmarks.md" if args.smoke else ROOT / "docs" / "benchmarks.md")
     if not args.ccgate.is_file():
         sys.exit(f"bench: no ccgate binary at {args.ccgate}")
+    if args.perf and not shutil.which("perf"):
+        sys.exit("bench: --perf needs perf (Debian: apt-get install linux-perf)")
     # 1,000 concurrent connections (scenario h) need more descriptors than
     # a default soft limit of 1,024; ccgate inherits the raised limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
