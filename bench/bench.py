@@ -15,6 +15,7 @@ import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -303,30 +304,39 @@ class Run:
             load.idp_call(self.issuer, "GET", "/__test/stats")["received"] - self.token_requests_before)
 
     def profile(self):
-        """--perf: what one request costs the proxy (b, b2, c, d): CPU time,
-        system calls and context switches counted by `perf stat` during one
-        more wrk run, divided by its requests; and a flat CPU profile of
-        ccgate (`perf record`) during c and d."""
-        cost = {}
-        for s in ("b", "b2", "c", "d"):
-            if s not in self.runnable() or s not in self.server_pids:
-                continue
-            pids = [p for pid in self.server_pids[s] for p in (pid, *servers.children(pid))]
-            perf = subprocess.Popen(["perf", "stat", "-x", ",", "-e", "task-clock,context-switches,raw_syscalls:sys_enter",
-                                     "-p", ",".join(map(str, pids))],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            time.sleep(0.3)
-            summary = self.wrk_once(s)
-            perf.send_signal(signal.SIGINT)
-            counters = parse_perf_stat(perf.communicate()[1])
-            n = summary["requests"]
-            cost[s] = {
-                "requests": n,
-                "cpu_us": round(counters.get("task-clock", 0) * 1000 / n, 1),  # task-clock is in ms
-                "syscalls": round(counters.get("raw_syscalls:sys_enter", 0) / n, 2),
-                "context_switches": round(counters.get("context-switches", 0) / n, 3),
-            }
-            log(f"cost per request, {s}: {cost[s]}")
+        """--perf: what one request costs the proxy: CPU time, system calls
+        and context switches counted by `perf stat` during more wrk runs of
+        b, b2, c, d and "c+jwt" (c's route, the caller sending the Bearer
+        token d forwards upstream: what forwarding the bigger header costs
+        without the middleware), interleaved, 3 runs each, per request,
+        medians; then a flat CPU profile of ccgate (`perf record`) during
+        c and d."""
+        jwt = load.write_headers(self.workdir / "headers-jwt.txt", ["Bearer " + load.token(
+            self.token_endpoint, "basic-client", "basic-secret", "https://api.example.com")])
+        plan = [(s, s, self.headers["one"]) for s in ("b", "b2", "c")] + [("c+jwt", "c", jwt), ("d", "d", self.headers["one"])]
+        plan = [x for x in plan if x[1] in self.runnable() and x[1] in self.server_pids]
+        runs = {}
+        for _ in range(3):
+            for name, s, headers in plan:
+                pids = [p for pid in self.server_pids[s] for p in (pid, *servers.children(pid))]
+                perf = subprocess.Popen(["perf", "stat", "-x", ",", "-e",
+                                         "task-clock,context-switches,raw_syscalls:sys_enter",
+                                         "-p", ",".join(map(str, pids))],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                time.sleep(0.3)
+                summary = self.wrk_once(s, headers)
+                perf.send_signal(signal.SIGINT)
+                counters = parse_perf_stat(perf.communicate()[1])
+                n = summary["requests"]
+                runs.setdefault(name, []).append({
+                    "rps": n / (summary["duration_us"] / 1e6),
+                    "cpu_us": counters.get("task-clock", 0) * 1000 / n,  # task-clock is in ms
+                    "syscalls": counters.get("raw_syscalls:sys_enter", 0) / n,
+                    "context_switches": counters.get("context-switches", 0) / n,
+                })
+        cost = {name: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]} for name, rs in runs.items()}
+        for name, c in cost.items():
+            log(f"cost per request, {name}: {c}")
         self.extra["cost"] = cost
         out = {}
         for s in ("c", "d"):
@@ -336,7 +346,7 @@ class Run:
             perf = subprocess.Popen(["perf", "record", "-F", "1999", "-p", str(self.ccgate.pid), "-o", str(data)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-            self.wrk_once(s)
+            self.wrk_once(s, self.headers["one"])
             perf.send_signal(signal.SIGINT)
             perf.wait()
             (self.workdir / f"perf-{s}.txt").write_text(perf_summary(data))
@@ -344,8 +354,8 @@ class Run:
             log(f"perf profile of {s}: {out[s]}")
         self.extra["perf"] = out
 
-    def wrk_once(self, s):
-        return load.wrk(f"http://127.0.0.1:{self.ports[s]}/bench", self.headers["one"], self.p["connections"],
+    def wrk_once(self, s, headers):
+        return load.wrk(f"http://127.0.0.1:{self.ports[s]}/bench", headers, self.p["connections"],
                         self.p["seconds"], self.load_core, self.pin, self.workdir / "wrk.log")
 
     # -- h: the cold stampede, i: memory per token ------------------------

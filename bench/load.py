@@ -7,6 +7,7 @@ import json
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 WRK_LUA = Path(__file__).resolve().parent / "wrk.lua"
@@ -148,6 +149,24 @@ def stampede(port, auth, n, timeout=60):
         return [s for s, _ in results], written, [t - start for _, t in results]
 
     return asyncio.run(main())
+
+
+def token(token_endpoint, client_id, secret, audience):
+    """An access token straight from the token endpoint."""
+    host, rest = token_endpoint.removeprefix("http://").split(":", 1)
+    port, path = rest.split("/", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        body = urllib.parse.urlencode({"grant_type": "client_credentials", "audience": audience})
+        conn.request("POST", "/" + path, body=body, headers={
+            "Authorization": basic(client_id, secret), "Content-Type": "application/x-www-form-urlencoded"})
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RunError(f"token request: {resp.status} {data[:200]!r}")
+        return json.loads(data)["access_token"]
+    finally:
+        conn.close()
 
 
 def idp_call(issuer, method, path):
