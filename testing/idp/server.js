@@ -7,7 +7,7 @@
 //
 // Usage: node server.js [--ttl SECONDS] [--tls-cert FILE --tls-key FILE
 //                        [--client-ca FILE]] [--alg ES256|RS256] [--port N]
-//                        [--verbose]
+//                        [--bench-clients N] [--verbose]
 //
 // Contract with the test harness:
 //   * stdout carries exactly ONE line, a JSON object with issuer,
@@ -44,6 +44,8 @@ function usage(message) {
   --client-ca FILE   require a client certificate signed by this PEM CA (mTLS)
   --alg ES256|RS256  JWT access token signing algorithm (default ES256)
   --port N           port to listen on (default 0 = pick a free port)
+  --bench-clients N  also register bench-client-1..N (secrets bench-secret-1..N),
+                     for the benchmarks (bench/); default 0
   --verbose          log every token request outcome to stderr
 `);
   process.exit(message ? 2 : 0);
@@ -52,6 +54,7 @@ function usage(message) {
 function parseArgs(argv) {
   const opts = {
     ttl: 300, tlsCert: null, tlsKey: null, clientCa: null, alg: 'ES256', port: 0, verbose: false,
+    benchClients: 0,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
@@ -67,6 +70,7 @@ function parseArgs(argv) {
       case '--client-ca': opts.clientCa = value(); break;
       case '--alg': opts.alg = value(); break;
       case '--port': opts.port = Number(value()); break;
+      case '--bench-clients': opts.benchClients = Number(value()); break;
       case '--verbose': case '-v': opts.verbose = true; break;
       case '--help': case '-h': usage(); break;
       default: usage(`unknown option ${arg}`);
@@ -77,6 +81,9 @@ function parseArgs(argv) {
   if (!!opts.tlsCert !== !!opts.tlsKey) usage('--tls-cert and --tls-key go together');
   if (opts.clientCa && !opts.tlsCert) usage('--client-ca needs --tls-cert/--tls-key');
   if (!['ES256', 'RS256'].includes(opts.alg)) usage('--alg must be ES256 or RS256');
+  if (!Number.isSafeInteger(opts.benchClients) || opts.benchClients < 0 || opts.benchClients > 1000000) {
+    usage('--bench-clients must be 0..1000000');
+  }
   return opts;
 }
 
@@ -125,6 +132,16 @@ const CLIENTS = [
     claims: { ...SAMPLE_CLAIMS }, defaultScope: SAMPLE_SCOPE,
   },
 ];
+// Benchmark-only clients (--bench-clients N): many distinct callers, so that
+// a gateway's cache holds many tokens. Like basic-client otherwise. Static
+// clients are instantiated by oidc-provider on first use, so even 100,000
+// of them cost little until they ask for tokens.
+for (let i = 1; i <= opts.benchClients; i += 1) {
+  CLIENTS.push({
+    id: `bench-client-${i}`, secret: `bench-secret-${i}`, method: 'client_secret_basic', format: 'jwt',
+    claims: SAMPLE_CLAIMS, defaultScope: SAMPLE_SCOPE,
+  });
+}
 const CLIENTS_BY_ID = new Map(CLIENTS.map((c) => [c.id, c]));
 
 // ---------------------------------------------------------------------------

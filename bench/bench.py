@@ -1,0 +1,515 @@
+#!/usr/bin/env python3
+"""ccgate's benchmarks: every scenario of SPEC §9 in one run on 127.0.0.1,
+side by side with nginx and Traefik. Started by bench/run, which installs
+what is needed and builds ccgate; see bench/README.md.
+
+  python3 bench/bench.py --ccgate target/release/ccgate [--smoke] [--out FILE]
+
+Exits 1 when a scenario could not be run (a server that does not start, an
+answer other than 2xx, a wrk error); never because of a ratio."""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import load
+import report
+import servers
+from load import RunError
+from servers import StartError
+
+ROOT = servers.ROOT
+
+# Sizes of a full run and of the smoke run (which only proves the harness
+# works: one short round, a small warm-up).
+PROFILES = {
+    "full": dict(rounds=5, seconds=5, warmup_seconds=2, connections=50,
+                 many_clients=10_000, memory_tokens=100_000, stampede=1000),
+    "smoke": dict(rounds=1, seconds=1, warmup_seconds=0, connections=4,
+                  many_clients=200, memory_tokens=1000, stampede=1000),
+}
+
+# The throughput scenarios, in the order they run in each round.
+SCENARIOS = [
+    ("a", "the upstream directly (nginx `return 200`): the ceiling"),
+    ("b", "nginx `proxy_pass` to the upstream, upstream keep-alive"),
+    ("b2", "Traefik proxying to the upstream"),
+    ("c", "ccgate, a route without middleware"),
+    ("d", "ccgate + oAuthClientCredentials, memory store, warm, 1 client"),
+    ("e", "the same, {many} distinct clients, warm"),
+    ("f", "the same as d with the Redis store, warm"),
+    ("g", "nginx `auth_request` → ccgate `forward-auth@internal`, then the upstream"),
+    ("g2", "Traefik `forwardAuth` → ccgate `forward-auth@internal`, then the upstream"),
+]
+
+STORE_SECRET = "0123456789abcdef0123456789abcdef"  # 32 bytes: AES-256-GCM
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def cores():
+    """(load generator core, servers core, pinned?)."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return available[0], available[0], False
+    return available[0], available[1], True
+
+
+def command_output(argv):
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        return (run.stdout + run.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine():
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    head = command_output(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+    dirty = command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "commit": head + (" (with uncommitted changes)" if dirty else ""),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
+        "versions": {
+            "nginx": command_output([servers.nginx_binary(), "-v"]).replace("nginx version: ", ""),
+            "wrk": command_output(["wrk", "-v"]).split(" [")[0],
+            "traefik": next((l.split()[-1] for l in command_output([servers.traefik_binary(), "version"]).splitlines()
+                             if l.startswith("Version")), "?"),
+            "node": command_output(["node", "--version"]),
+            "redis": command_output(["redis-server", "--version"]).split(" sha=")[0],
+        },
+    }
+
+
+def display_path(path):
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def parse_perf_stat(text):
+    """`perf stat -x,` output: event name -> count (task-clock in ms)."""
+    counters = {}
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2]:
+            try:
+                counters[fields[2]] = float(fields[0])
+            except ValueError:
+                pass  # <not counted>, <not supported>
+    return counters
+
+
+def perf_summary(data):
+    """A flat profile, readable: the share of each binary (kernel, libc,
+    ccgate), the top symbols, and those of the middleware and its cache."""
+
+    def report(sort, fields):
+        text = command_output(["perf", "report", "-i", str(data), "--stdio", "--no-children",
+                               "--sort", sort, "-F", fields])
+        rows = [line.rstrip()[:180] for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        return sorted(rows, key=lambda r: -float(r.split("%")[0]) if "%" in r else 0)
+
+    symbols = report("dso,sym", "overhead,dso,sym")
+    ours = [r for r in symbols if any(k in r for k in ("ccgate::", "moka::", "aws_lc", "base64"))]
+    return "\n".join(["# share per binary", *report("dso", "overhead,dso"), "",
+                       "# top symbols", *symbols[:40], "",
+                       "# ccgate's own code, its cache (moka), HMAC (aws-lc), base64", *ours[:40]]) + "\n"
+
+
+class Run:
+    """One benchmark run: starts the servers, measures, writes the report."""
+
+    def __init__(self, args):
+        self.args = args
+        self.p = dict(PROFILES["smoke" if args.smoke else "full"])
+        for key in ("rounds", "seconds", "connections", "many_clients", "memory_tokens"):
+            if getattr(args, key) is not None:
+                self.p[key] = getattr(args, key)
+        self.workdir = Path(args.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.load_core, self.server_core, self.pin = cores()
+        if args.no_pin:
+            self.pin = False
+        self.procs = servers.Processes(self.workdir, self.pin)
+        self.failures = {}  # scenario -> reason it could not run
+        self.ports = {}  # scenario -> port its wrk run targets
+        self.server_pids = {}  # scenario -> pids of the proxy measured (for --perf)
+        self.results = {}  # scenario -> [wrk summary per round]
+        self.notes = {}  # scenario -> note shown instead of numbers
+        self.extra = {}
+
+    # -- servers -------------------------------------------------------
+
+    def fail(self, scenarios, reason):
+        for s in scenarios:
+            self.failures.setdefault(s, reason)
+        log(f"FAILED {', '.join(scenarios)}: {reason}")
+
+    def start_servers(self):
+        srv = self.server_core
+        bench_clients = max(self.p["many_clients"], self.p["memory_tokens"])
+        log(f"authorization server with {bench_clients} bench clients (core {self.load_core})")
+        self.idp, self.issuer, self.token_endpoint = servers.start_idp(self.procs, self.load_core, bench_clients)
+
+        self.upstream_port = servers.free_port()
+        up = servers.start_nginx(self.procs, srv, "nginx-upstream", "nginx-upstream.conf.in",
+                                 {"PORT": self.upstream_port})
+        self.procs.wait_port("nginx-upstream", up, self.upstream_port)
+        self.ports["a"] = self.upstream_port
+
+        common = {"UPSTREAM_PORT": self.upstream_port, "TOKEN_ENDPOINT": self.token_endpoint}
+        cc = {"PLAIN_PORT": servers.free_port(), "ONE_PORT": servers.free_port(),
+              "MANY_PORT": servers.free_port(), "FORWARD_AUTH_PORT": servers.free_port()}
+        try:
+            proc = servers.start_ccgate(self.procs, srv, self.args.ccgate, "ccgate", "ccgate.yaml.in",
+                                        {**common, **cc})
+            for key in ("PLAIN_PORT", "ONE_PORT", "MANY_PORT", "FORWARD_AUTH_PORT"):
+                self.procs.wait_port("ccgate", proc, cc[key])
+            self.ccgate = proc
+            self.server_pids.update(c=[proc.pid], d=[proc.pid])
+            self.ports.update(c=cc["PLAIN_PORT"], d=cc["ONE_PORT"], e=cc["MANY_PORT"])
+        except StartError as e:
+            self.fail(["c", "d", "e", "g", "g2"], str(e))
+
+        ng = {"PROXY_PORT": servers.free_port(), "AUTH_PORT": servers.free_port(),
+              "FORWARD_AUTH_PORT": cc["FORWARD_AUTH_PORT"]}
+        try:
+            proc = servers.start_nginx(self.procs, srv, "nginx-proxy", "nginx-proxy.conf.in", {**common, **ng})
+            self.procs.wait_port("nginx-proxy", proc, ng["PROXY_PORT"])
+            self.procs.wait_port("nginx-proxy", proc, ng["AUTH_PORT"])
+            self.ports.update(b=ng["PROXY_PORT"], g=ng["AUTH_PORT"])
+            self.server_pids["b"] = [proc.pid]  # the master; its worker is found later
+        except StartError as e:
+            self.fail(["b", "g"], str(e))
+
+        tr = {"PROXY_PORT": servers.free_port(), "AUTH_PORT": servers.free_port(),
+              "FORWARD_AUTH_PORT": cc["FORWARD_AUTH_PORT"]}
+        try:
+            proc = servers.start_traefik(self.procs, srv, {**common, **tr})
+            self.procs.wait_port("traefik", proc, tr["PROXY_PORT"])
+            self.procs.wait_port("traefik", proc, tr["AUTH_PORT"])
+            self.ports.update(b2=tr["PROXY_PORT"], g2=tr["AUTH_PORT"])
+            self.server_pids["b2"] = [proc.pid]
+        except StartError as e:
+            self.fail(["b2", "g2"], str(e))
+
+        self.start_redis_scenario(common)
+
+    def start_redis_scenario(self, common):
+        """Scenario f runs when this ccgate accepts `store.redis`; a
+        version without the Redis store rejects it, and f is n/a."""
+        values = {**common, "REDIS_ROUTE_PORT": servers.free_port(), "REDIS_PORT": servers.free_port(),
+                  "STORE_SECRET": STORE_SECRET}
+        ok, output = servers.ccgate_check(self.args.ccgate, self.workdir, "ccgate-redis", "ccgate-redis.yaml.in",
+                                          values)
+        if not ok:
+            if "store.redis" in output and "not available" in output:
+                self.notes["f"] = "n/a (Redis store not merged)"
+                log("f: n/a — `ccgate check` rejects store.redis: " + output.splitlines()[-1])
+            else:
+                self.fail(["f"], f"ccgate check of the Redis configuration failed: {output}")
+            return
+        try:
+            redis = servers.start_redis(self.procs, self.server_core, values["REDIS_PORT"])
+            self.procs.wait_port("redis", redis, values["REDIS_PORT"])
+            proc = servers.start_ccgate(self.procs, self.server_core, self.args.ccgate, "ccgate-redis",
+                                        "ccgate-redis.yaml.in", values)
+            self.procs.wait_port("ccgate-redis", proc, values["REDIS_ROUTE_PORT"])
+            self.ports["f"] = values["REDIS_ROUTE_PORT"]
+        except (StartError, OSError) as e:
+            self.fail(["f"], str(e))
+
+    # -- throughput scenarios --------------------------------------------
+
+    def runnable(self):
+        return [s for s, _ in SCENARIOS if s in self.ports and s not in self.failures and s not in self.notes]
+
+    def prepare(self):
+        """Probes every scenario once (which warms d, f, g and g2's one
+        client) and warms e's clients."""
+        one = load.basic("basic-client", "basic-secret")
+        self.headers = {
+            "one": load.write_headers(self.workdir / "headers-one.txt", [one]),
+            "many": load.write_headers(self.workdir / "headers-many.txt",
+                                       [load.bench_client(i) for i in range(1, self.p["many_clients"] + 1)]),
+        }
+        for s in self.runnable():
+            try:
+                load.probe(self.ports[s], one)
+            except RunError as e:
+                self.fail([s], str(e))
+        if "e" in self.runnable():
+            n = self.p["many_clients"]
+            log(f"e: warming {n} clients")
+            try:
+                many = [load.bench_client(i) for i in range(1, n + 1)]
+                load.warm(self.ports["e"], many, progress=(max(n // 5, 1), lambda k: log(f"  {k}/{n}")))
+            except RunError as e:
+                self.fail(["e"], str(e))
+
+    def measure(self):
+        p = self.p
+        url = lambda s: f"http://127.0.0.1:{self.ports[s]}/bench"  # noqa: E731
+        headers = lambda s: self.headers["many" if s == "e" else "one"]  # noqa: E731
+        wrk_log = self.workdir / "wrk.log"
+        if p["warmup_seconds"]:
+            log(f"warm-up: {p['warmup_seconds']} s of load per scenario, not counted")
+            for s in self.runnable():
+                try:
+                    load.wrk(url(s), headers(s), p["connections"], p["warmup_seconds"], self.load_core, self.pin,
+                             wrk_log)
+                except RunError as e:
+                    self.fail([s], str(e))
+        self.token_requests_before = load.idp_call(self.issuer, "GET", "/__test/stats")["received"]
+        for r in range(1, p["rounds"] + 1):
+            for s in self.runnable():
+                try:
+                    summary = load.wrk(url(s), headers(s), p["connections"], p["seconds"], self.load_core,
+                                       self.pin, wrk_log)
+                except RunError as e:
+                    self.fail([s], str(e))
+                    continue
+                self.results.setdefault(s, []).append(summary)
+                rps = summary["requests"] / (summary["duration_us"] / 1e6)
+                log(f"round {r}/{p['rounds']} {s:>2}: {rps:9.0f} req/s  p50 {summary['latency_us']['p50']} µs"
+                    f"  p99 {summary['latency_us']['p99']} µs")
+        self.extra["token_requests_during_rounds"] = (
+            load.idp_call(self.issuer, "GET", "/__test/stats")["received"] - self.token_requests_before)
+
+    def profile(self):
+        """--perf: what one request costs the proxy: CPU time, system calls
+        and context switches counted by `perf stat` during more wrk runs of
+        b, b2, c, d and "c+jwt" (c's route, the caller sending the Bearer
+        token d forwards upstream: what forwarding the bigger header costs
+        without the middleware), interleaved, 3 runs each, per request,
+        medians; then a flat CPU profile of ccgate (`perf record`) during
+        c and d."""
+        jwt = load.write_headers(self.workdir / "headers-jwt.txt", ["Bearer " + load.token(
+            self.token_endpoint, "basic-client", "basic-secret", "https://api.example.com")])
+        plan = [(s, s, self.headers["one"]) for s in ("b", "b2", "c")] + [("c+jwt", "c", jwt), ("d", "d", self.headers["one"])]
+        plan = [x for x in plan if x[1] in self.runnable() and x[1] in self.server_pids]
+        runs = {}
+        for _ in range(3):
+            for name, s, headers in plan:
+                pids = [p for pid in self.server_pids[s] for p in (pid, *servers.children(pid))]
+                perf = subprocess.Popen(["perf", "stat", "-x", ",", "-e",
+                                         "task-clock,context-switches,raw_syscalls:sys_enter",
+                                         "-p", ",".join(map(str, pids))],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                time.sleep(0.3)
+                summary = self.wrk_once(s, headers)
+                perf.send_signal(signal.SIGINT)
+                counters = parse_perf_stat(perf.communicate()[1])
+                n = summary["requests"]
+                runs.setdefault(name, []).append({
+                    "rps": n / (summary["duration_us"] / 1e6),
+                    "cpu_us": counters.get("task-clock", 0) * 1000 / n,  # task-clock is in ms
+                    "syscalls": counters.get("raw_syscalls:sys_enter", 0) / n,
+                    "context_switches": counters.get("context-switches", 0) / n,
+                })
+        cost = {name: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]} for name, rs in runs.items()}
+        for name, c in cost.items():
+            log(f"cost per request, {name}: {c}")
+        self.extra["cost"] = cost
+        out = {}
+        for s in ("c", "d"):
+            if s not in self.runnable():
+                continue
+            data = self.workdir / f"perf-{s}.data"
+            perf = subprocess.Popen(["perf", "record", "-F", "1999", "-p", str(self.ccgate.pid), "-o", str(data)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            self.wrk_once(s, self.headers["one"])
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+            (self.workdir / f"perf-{s}.txt").write_text(perf_summary(data))
+            out[s] = str(self.workdir / f"perf-{s}.txt")
+            log(f"perf profile of {s}: {out[s]}")
+        self.extra["perf"] = out
+
+    def wrk_once(self, s, headers):
+        return load.wrk(f"http://127.0.0.1:{self.ports[s]}/bench", headers, self.p["connections"],
+                        self.p["seconds"], self.load_core, self.pin, self.workdir / "wrk.log")
+
+    # -- h: the cold stampede, i: memory per token ------------------------
+
+    def single_ccgate(self, name):
+        values = {"WEB_PORT": servers.free_port(), "UPSTREAM_PORT": self.upstream_port,
+                  "TOKEN_ENDPOINT": self.token_endpoint}
+        proc = servers.start_ccgate(self.procs, self.server_core, self.args.ccgate, name, "ccgate-single.yaml.in",
+                                    values)
+        self.procs.wait_port(name, proc, values["WEB_PORT"])
+        return proc, values["WEB_PORT"]
+
+    def stampede(self):
+        n = self.p["stampede"]
+        log(f"h: {n} concurrent first requests for one client on a fresh ccgate")
+        try:
+            proc, port = self.single_ccgate("ccgate-cold")
+        except StartError as e:
+            self.fail(["h"], str(e))
+            return
+        try:
+            load.idp_call(self.issuer, "POST", "/__test/delay?ms=500")
+            load.idp_call(self.issuer, "POST", "/__test/reset")
+            statuses, written, latencies = load.stampede(port, load.basic("basic-client", "basic-secret"), n)
+            stats = load.idp_call(self.issuer, "GET", "/__test/stats")
+            bad = [s for s in statuses if s != 200]
+            if bad:
+                raise RunError(f"{len(bad)} of {n} answers were not 200, e.g. {bad[0]}")
+            self.extra["h"] = {
+                "requests": n, "token_requests": stats["received"], "written_s": round(written, 3),
+                "latency_min_s": round(min(latencies), 3), "latency_max_s": round(max(latencies), 3),
+            }
+            log(f"h: {stats['received']} token request(s) for {n} requests, all written within {written:.3f} s; "
+                f"answers {min(latencies):.3f}–{max(latencies):.3f} s after the first (token endpoint held 0.5 s)")
+        except (RunError, OSError, TimeoutError) as e:
+            self.fail(["h"], str(e))
+        finally:
+            load.idp_call(self.issuer, "POST", "/__test/delay?ms=0")
+            self.procs.stop(proc)
+
+    def memory(self):
+        n = self.p["memory_tokens"]
+        log(f"i: resident memory of a fresh ccgate before and after caching {n} tokens")
+        try:
+            proc, port = self.single_ccgate("ccgate-memory")
+        except StartError as e:
+            self.fail(["i"], str(e))
+            return
+        try:
+            # Run the code paths once (one client, 100 requests) so that the
+            # baseline holds the runtime, pools and allocator arenas.
+            load.warm(port, [load.basic("basic-client", "basic-secret")] * 100)
+            time.sleep(0.5)
+            before = servers.rss_kib(proc.pid)
+            received = load.idp_call(self.issuer, "GET", "/__test/stats")["received"]
+            load.warm(port, [load.bench_client(i) for i in range(1, n + 1)],
+                      progress=(max(n // 10, 1), lambda k: log(f"  {k}/{n}")))
+            time.sleep(0.5)
+            after = servers.rss_kib(proc.pid)
+            tokens = load.idp_call(self.issuer, "GET", "/__test/stats")["received"] - received
+            # Every token still cached? A second pass over a sample must not
+            # ask the authorization server again.
+            sample = [load.bench_client(i) for i in range(1, n + 1, max(n // 1000, 1))]
+            load.warm(port, sample)
+            again = load.idp_call(self.issuer, "GET", "/__test/stats")["received"] - received - tokens
+            self.extra["i"] = {
+                "tokens": n, "token_requests": tokens, "rss_before_kib": before, "rss_after_kib": after,
+                "bytes_per_token": round((after - before) * 1024 / n),
+                "sample_rerequested": len(sample), "sample_token_requests": again,
+            }
+            log(f"i: RSS {before} KiB → {after} KiB: {(after - before) * 1024 / n:.0f} bytes per token "
+                f"({tokens} token requests; a second pass over {len(sample)} clients made {again})")
+        except (RunError, OSError) as e:
+            self.fail(["i"], str(e))
+        finally:
+            self.procs.stop(proc)
+
+    # -- the whole run -----------------------------------------------------
+
+    def run(self):
+        info = machine()
+        log(f"work folder {self.workdir}; ccgate {self.args.ccgate}; "
+            + (f"wrk on core {self.load_core}, servers on core {self.server_core}" if self.pin else "unpinned"))
+        try:
+            self.start_servers()
+            self.prepare()
+            self.measure()
+            if self.args.perf:
+                self.profile()
+            self.stampede()
+            self.memory()
+        except (StartError, RunError, OSError) as e:
+            self.fail(["run"], str(e))
+        finally:
+            self.procs.stop_all()
+        info["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+        data = {
+            "mode": "smoke" if self.args.smoke else "full",
+            "command": self.args.command,
+            "ccgate": display_path(self.args.ccgate),
+            "params": self.p,
+            "pinned": {"load_core": self.load_core, "server_core": self.server_core} if self.pin else None,
+            "machine": info,
+            "scenarios": {s: desc.format(many=f"{self.p['many_clients']:,}") for s, desc in SCENARIOS},
+            "results": self.results,
+            "notes": self.notes,
+            "failures": self.failures,
+            **self.extra,
+        }
+        (self.workdir / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+        text = report.markdown(data)
+        report.write(self.args.out, text)
+        print(report.summary(data), flush=True)
+        log(f"report: {self.args.out}; raw results: {self.workdir / 'results.json'}")
+        if self.failures:
+            log(f"FAILED: {len(self.failures)} scenario(s) could not run: {', '.join(self.failures)}")
+            return 1
+        return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ccgate", required=True, type=Path, help="the ccgate binary to measure")
+    ap.add_argument("--smoke", action="store_true", help="a short run that proves every scenario runs")
+    ap.add_argument("--out", type=Path, help="the report (default: docs/benchmarks.md; with --smoke, in --workdir)")
+    ap.add_argument("--workdir", type=Path, help="configurations, logs and raw results (default: target/bench/…)")
+    ap.add_argument("--perf", action="store_true", help="also record CPU profiles of ccgate during c and d")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    ap.add_argument("--command", default="bench/run", help="the command to show in the report")
+    for key, what in (("rounds", "rounds of every throughput scenario"), ("seconds", "seconds per wrk run"),
+                      ("connections", "wrk connections"), ("many-clients", "clients of scenario e"),
+                      ("memory-tokens", "tokens cached for scenario i")):
+        ap.add_argument(f"--{key}", type=int, dest=key.replace("-", "_"), help=f"override: {what}")
+    args = ap.parse_args()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    args.workdir = args.workdir or ROOT / "target" / "bench" / f"{'smoke' if args.smoke else 'full'}-{stamp}"
+    args.out = args.out or (args.workdir / "benchmarks.md" if args.smoke else ROOT / "docs" / "benchmarks.md")
+    if not args.ccgate.is_file():
+        sys.exit(f"bench: no ccgate binary at {args.ccgate}")
+    if args.perf and not shutil.which("perf"):
+        sys.exit("bench: --perf needs perf (Debian: apt-get install linux-perf)")
+    # 1,000 concurrent connections (scenario h) need more descriptors than
+    # a default soft limit of 1,024; ccgate inherits the raised limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > 65536:
+        hard_target = 65536
+    else:
+        hard_target = hard
+    if soft < hard_target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard_target, hard))
+    run = Run(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    sys.exit(run.run())
+
+
+if __name__ == "__main__":
+    main()

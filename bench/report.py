@@ -1,0 +1,180 @@
+"""The report of a benchmark run: a Markdown section (the table, the
+ratios and the goals of SPEC §9) and a short summary for the terminal."""
+
+import statistics
+from pathlib import Path
+
+BEGIN = "<!-- bench/run writes from here to the end marker; edit outside -->"
+END = "<!-- end of bench/run's results -->"
+
+# The goals of SPEC §9, each a ratio of requests per second in one run.
+GOALS = [
+    ("d/c", "d", "c", 0.95, "the middleware on a warm cache keeps ≥ 0.95 of the route without it"),
+    ("c/b", "c", "b", 1.0, "ccgate without middleware matches or beats nginx `proxy_pass`"),
+    ("c/b2", "c", "b2", 1.0, "… and Traefik"),
+    ("d/b2", "d", "b2", 1.0, "with the middleware, still beats Traefik without any"),
+    ("e/d", "e", "d", 0.9, "many callers keep ≥ 0.9 of one caller"),
+    ("f/d", "f", "d", 0.9, "the Redis store keeps ≥ 0.9 of the memory store"),
+]
+
+
+def rps(summary):
+    return summary["requests"] / (summary["duration_us"] / 1e6)
+
+
+def median_of(runs, key):
+    if key == "rps":
+        return statistics.median(rps(r) for r in runs)
+    return statistics.median(r["latency_us"][key] for r in runs)
+
+
+def ratio(data, num, den):
+    """(median ratio, per-round ratios) or None when either side is missing."""
+    a, b = data["results"].get(num), data["results"].get(den)
+    if not a or not b:
+        return None
+    per_round = [rps(x) / rps(y) for x, y in zip(a, b)]
+    return median_of(a, "rps") / median_of(b, "rps"), per_round
+
+
+def ms(us):
+    return f"{us / 1000:.2f} ms"
+
+
+def missing(data, s):
+    if s in data["failures"]:
+        return "failed: " + data["failures"][s].splitlines()[0][:120]
+    return data["notes"].get(s, "not run")
+
+
+def goal_rows(data):
+    rows = []
+    for name, num, den, goal, meaning in GOALS:
+        r = ratio(data, num, den)
+        if r is None:
+            absent = num if num not in data["results"] else den
+            rows.append((name, "n/a", "", f"≥ {goal}", f"n/a ({absent}: {missing(data, absent)})", meaning))
+        else:
+            value, per_round = r
+            rounds = ", ".join(f"{x:.2f}" for x in per_round)
+            rows.append((name, f"{value:.2f}", rounds, f"≥ {goal}", "yes" if value >= goal else "**no**", meaning))
+    h = data.get("h")
+    if h:
+        holds = "yes" if h["token_requests"] == 1 else "**no**"
+        rows.append(("h", str(h["token_requests"]), "", "= 1", holds,
+                     f"token requests made for {h['requests']:,} concurrent cold requests of one client"))
+    else:
+        rows.append(("h", "n/a", "", "= 1", f"n/a (h: {missing(data, 'h')})", "cold stampede"))
+    return rows
+
+
+def markdown(data):
+    m = data["machine"]
+    p = data["params"]
+    out = [BEGIN, ""]
+    out.append(f"Command: `{data['command']}` ({data['mode']} mode), {m['date']}, commit `{m['commit']}`, "
+               f"ccgate binary `{data['ccgate']}`.")
+    out.append("")
+    out.append(f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}; "
+               f"load average {' '.join(m['loadavg_before'])} before the run and "
+               f"{' '.join(m['loadavg_after'])} after it (the machine was shared with other builds).")
+    out.append("")
+    v = m["versions"]
+    out.append(f"Versions: {v['nginx']}, Traefik {v['traefik']}, {v['wrk']}, Node.js {v['node']}"
+               f" (test authorization server), {v['redis']}.")
+    out.append("")
+    pin = data["pinned"]
+    where = (f"wrk on core {pin['load_core']}; upstream, proxies, ccgate and Redis on core {pin['server_core']}"
+             if pin else "no pinning (fewer than two cores available)")
+    out.append(f"Load: wrk, 1 thread, {p['connections']} connections, keep-alive, `GET /bench` with "
+               f"`Authorization: Basic …`; {p['rounds']} round(s) of {p['seconds']} s per scenario, "
+               f"scenarios interleaved within each round; {where}. "
+               "Requests/s and latencies are the medians over the rounds.")
+    out.append("")
+    out.append("| scenario | what | requests/s | p50 | p99 | requests/s per round |")
+    out.append("|---|---|---:|---:|---:|---|")
+    for s, desc in data["scenarios"].items():
+        runs = data["results"].get(s)
+        if runs:
+            per_round = ", ".join(f"{rps(r):,.0f}" for r in runs)
+            out.append(f"| {s} | {desc} | {median_of(runs, 'rps'):,.0f} | {ms(median_of(runs, 'p50'))} | "
+                       f"{ms(median_of(runs, 'p99'))} | {per_round} |")
+        else:
+            out.append(f"| {s} | {desc} | {missing(data, s)} | | | |")
+    h = data.get("h")
+    out.append(f"| h | cold stampede: {p['stampede']:,} concurrent first requests of one client, token "
+               "endpoint held 0.5 s | "
+               + (f"{h['token_requests']} token request(s); all {h['requests']:,} requests written within "
+                  f"{h['written_s']:.3f} s, all answered 200, {h['latency_min_s']:.2f}–{h['latency_max_s']:.2f} s "
+                  "after the first | | | |" if h else f"{missing(data, 'h')} | | | |"))
+    i = data.get("i")
+    out.append(f"| i | resident memory per cached token, {p['memory_tokens']:,} tokens | "
+               + (f"{i['bytes_per_token']:,} bytes per token (RSS {i['rss_before_kib'] / 1024:.1f} → "
+                  f"{i['rss_after_kib'] / 1024:.1f} MiB) | | | |" if i else f"{missing(data, 'i')} | | | |"))
+    out.append("")
+    if "token_requests_during_rounds" in data:
+        out.append(f"Token requests during the measured rounds: {data['token_requests_during_rounds']} "
+                   "(every cache stayed warm).")
+        out.append("")
+    if i:
+        out.append(f"Scenario i: {i['token_requests']:,} token requests while warming; a second request from "
+                   f"{i['sample_rerequested']:,} of those clients made {i['sample_token_requests']} more "
+                   "(all still cached).")
+        out.append("")
+    cost = data.get("cost")
+    if cost:
+        out.append("What one request costs the proxy (`--perf`: `perf stat` on the proxy's processes during "
+                   "3 more runs of each, interleaved, per request, medians). c+jwt is c's route with the caller "
+                   "sending the Bearer token that d forwards upstream, without the middleware:")
+        out.append("")
+        out.append("| scenario | requests/s | CPU time | system calls | context switches |")
+        out.append("|---|---:|---:|---:|---:|")
+        for s, c in cost.items():
+            out.append(f"| {s} | {c['rps']:,.0f} | {c['cpu_us']:.1f} µs | {c['syscalls']:.2f} | "
+                       f"{c['context_switches']:.3f} |")
+        out.append("")
+    out.append("Goals of SPEC §9:")
+    out.append("")
+    out.append("| ratio | value | per round | goal | holds | meaning |")
+    out.append("|---|---:|---|---|---|---|")
+    for row in goal_rows(data):
+        out.append("| " + " | ".join(row) + " |")
+    if data["failures"]:
+        out.append("")
+        out.append("Failures:")
+        out.append("")
+        for s, reason in data["failures"].items():
+            out.append(f"- {s}: {reason.splitlines()[0]}")
+    out += ["", END]
+    return "\n".join(out) + "\n"
+
+
+def write(path, section):
+    """Writes SECTION into PATH between the markers, keeping what stands
+    outside them; a file without markers is replaced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        path.write_text(head + section.rstrip("\n") + tail)
+    else:
+        path.write_text("# Benchmarks\n\n" + section)
+
+
+def summary(data):
+    lines = ["", "scenario   requests/s        p50        p99"]
+    for s in data["scenarios"]:
+        runs = data["results"].get(s)
+        if runs:
+            lines.append(f"{s:>8} {median_of(runs, 'rps'):12,.0f} {ms(median_of(runs, 'p50')):>10} "
+                         f"{ms(median_of(runs, 'p99')):>10}")
+        else:
+            lines.append(f"{s:>8}   {missing(data, s)}")
+    for name, value, rounds, goal, holds, _ in goal_rows(data):
+        lines.append(f"{name:>8}   {value:>6}  goal {goal:<6} holds: {holds}")
+    i = data.get("i")
+    if i:
+        lines.append(f"{'i':>8}   {i['bytes_per_token']:,} bytes per cached token")
+    return "\n".join(lines) + "\n"
