@@ -72,6 +72,9 @@ def markdown(data):
     m = data["machine"]
     p = data["params"]
     out = [BEGIN, ""]
+    if data["mode"] == "smoke":
+        out.append("**Smoke mode**: it only proves that every scenario runs; its numbers and ratios mean nothing.")
+        out.append("")
     out.append(f"Command: `{data['command']}` ({data['mode']} mode), {m['date']}, commit `{m['commit']}`, "
                f"ccgate binary `{data['ccgate']}`.")
     out.append("")
@@ -164,7 +167,10 @@ def write(path, section):
 
 
 def summary(data):
-    lines = ["", "scenario   requests/s        p50        p99"]
+    lines = [""]
+    if data["mode"] == "smoke":
+        lines.append("smoke mode: every scenario ran; its numbers and ratios mean nothing (debug build, 1 s runs)")
+    lines.append("scenario   requests/s        p50        p99")
     for s in data["scenarios"]:
         runs = data["results"].get(s)
         if runs:
