@@ -80,7 +80,7 @@ def markdown(data):
     out.append("")
     out.append(f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}; "
                f"load average {' '.join(m['loadavg_before'])} before the run and "
-               f"{' '.join(m['loadavg_after'])} after it (above 1, other work shared the machine).")
+               f"{' '.join(m['loadavg_after'])} after it (the run's own load counts in the second).")
     out.append("")
     v = m["versions"]
     out.append(f"Versions: {v['nginx']}, Traefik {v['traefik']}, {v['wrk']}, Node.js {v['node']}"
