@@ -72,12 +72,15 @@ def markdown(data):
     m = data["machine"]
     p = data["params"]
     out = [BEGIN, ""]
+    if data["mode"] == "smoke":
+        out.append("**Smoke mode**: it only proves that every scenario runs; its numbers and ratios mean nothing.")
+        out.append("")
     out.append(f"Command: `{data['command']}` ({data['mode']} mode), {m['date']}, commit `{m['commit']}`, "
                f"ccgate binary `{data['ccgate']}`.")
     out.append("")
     out.append(f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}; "
                f"load average {' '.join(m['loadavg_before'])} before the run and "
-               f"{' '.join(m['loadavg_after'])} after it (the machine was shared with other builds).")
+               f"{' '.join(m['loadavg_after'])} after it (the run's own load counts in the second).")
     out.append("")
     v = m["versions"]
     out.append(f"Versions: {v['nginx']}, Traefik {v['traefik']}, {v['wrk']}, Node.js {v['node']}"
@@ -164,7 +167,10 @@ def write(path, section):
 
 
 def summary(data):
-    lines = ["", "scenario   requests/s        p50        p99"]
+    lines = [""]
+    if data["mode"] == "smoke":
+        lines.append("smoke mode: every scenario ran; its numbers and ratios mean nothing (debug build, 1 s runs)")
+    lines.append("scenario   requests/s        p50        p99")
     for s in data["scenarios"]:
         runs = data["results"].get(s)
         if runs:
