@@ -33,8 +33,9 @@ pub type Fetched = Result<Arc<Entry>, Arc<FetchError>>;
 
 type Flight = Shared<BoxFuture<'static, Fetched>>;
 
-/// Default bound on cached tokens per middleware. At about 1 KiB per JWT,
-/// 100,000 tokens hold about 100 MiB; the least recently used go first.
+/// Default bound on cached tokens per middleware. At about 2 KB per cached
+/// JWT (measured: docs/benchmarks.md, scenario i), 100,000 tokens hold
+/// about 200 MiB; the least recently used go first.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 
 /// Tokens cached in this process.
