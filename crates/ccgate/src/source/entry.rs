@@ -79,9 +79,7 @@ impl Entry {
         requested_at: Instant,
         rules: &Arc<Rules>,
     ) -> Result<Self, Unusable> {
-        let mut authorization = HeaderValue::try_from(format!("Bearer {access_token}"))
-            .map_err(|_| Unusable::NotAHeaderValue)?;
-        authorization.set_sensitive(true);
+        let authorization = bearer(access_token)?;
         let lifetime = match expires_in {
             Some(lifetime) => lifetime,
             None => jwt_lifetime(access_token)?.unwrap_or(DEFAULT_LIFETIME),
@@ -117,9 +115,7 @@ impl Entry {
         times: WallTimes,
         rules: &Arc<Rules>,
     ) -> Result<Self, Unusable> {
-        let mut authorization = HeaderValue::try_from(format!("Bearer {access_token}"))
-            .map_err(|_| Unusable::NotAHeaderValue)?;
-        authorization.set_sensitive(true);
+        let authorization = bearer(access_token)?;
         let now = Instant::now();
         let now_ms = wall_clock_ms();
         let mut remaining = Duration::from_millis(times.expires_at_ms.saturating_sub(now_ms));
@@ -259,6 +255,14 @@ fn wall_clock_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `Bearer <access_token>`, marked sensitive so that HTTP/2 never indexes it.
+fn bearer(access_token: &str) -> Result<HeaderValue, Unusable> {
+    let mut authorization = HeaderValue::try_from(format!("Bearer {access_token}"))
+        .map_err(|_| Unusable::NotAHeaderValue)?;
+    authorization.set_sensitive(true);
+    Ok(authorization)
 }
 
 /// The remaining lifetime from a JWT's `exp`, if it is a JWT with one.

@@ -262,6 +262,45 @@ fn ensure_aws_lc_provider() {
 mod tests {
     use super::*;
 
+    /// `database` with `cluster: true` is ignored with a warning (the seed
+    /// page's promise), not refused.
+    #[test]
+    fn a_database_with_cluster_is_ignored_with_a_warning() {
+        let options: RedisOptions = serde_json::from_value(serde_json::json!({
+            "endpoints": ["127.0.0.1:7000", "127.0.0.1:7001"],
+            "cluster": true,
+            "database": 3,
+        }))
+        .unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Writer(std::sync::Arc::clone(&sink)))
+            .finish();
+        let built = tracing::subscriber::with_default(subscriber, || mode(&options));
+        assert!(built.is_ok(), "{:?}", built.err());
+        let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("WARN") && text.contains("store.redis.database is ignored"),
+            "{text}"
+        );
+    }
+
+    #[derive(Clone)]
+    struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Writer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn endpoints_are_host_and_port() {
         assert_eq!(endpoint("redis:6379"), Ok(("redis".to_owned(), 6379)));
