@@ -248,8 +248,12 @@ class Run:
 
     # -- throughput scenarios --------------------------------------------
 
+    def wanted(self, s):
+        return self.args.only is None or s in self.args.only
+
     def runnable(self):
-        return [s for s, _ in SCENARIOS if s in self.ports and s not in self.failures and s not in self.notes]
+        return [s for s, _ in SCENARIOS if s in self.ports and s not in self.failures and s not in self.notes
+                and self.wanted(s)]
 
     def prepare(self):
         """Probes every scenario once (which warms d, f, g and g2's one
@@ -445,8 +449,10 @@ class Run:
             self.measure()
             if self.args.perf:
                 self.profile()
-            self.stampede()
-            self.memory()
+            if self.wanted("h"):
+                self.stampede()
+            if self.wanted("i"):
+                self.memory()
         except (StartError, RunError, OSError) as e:
             self.fail(["run"], str(e))
         finally:
@@ -485,6 +491,8 @@ def main():
     ap.add_argument("--perf", action="store_true", help="also record CPU profiles of ccgate during c and d")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     ap.add_argument("--command", default="bench/run", help="the command to show in the report")
+    ap.add_argument("--only", type=lambda v: set(v.split(",")), metavar="a,b,…",
+                    help="run only these scenarios (to compare a change quickly; the report goes to --workdir)")
     for key, what in (("rounds", "rounds of every throughput scenario"), ("seconds", "seconds per wrk run"),
                       ("connections", "wrk connections"), ("many-clients", "clients of scenario e"),
                       ("memory-tokens", "tokens cached for scenario i")):
@@ -492,7 +500,12 @@ def main():
     args = ap.parse_args()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     args.workdir = args.workdir or ROOT / "target" / "bench" / f"{'smoke' if args.smoke else 'full'}-{stamp}"
-    args.out = args.out or (args.workdir / "benchmarks.md" if args.smoke else ROOT / "docs" / "benchmarks.md")
+    partial = args.smoke or args.only is not None
+    args.out = args.out or (args.workdir / "benchmarks.md" if partial else ROOT / "docs" / "benchmarks.md")
+    known = {s for s, _ in SCENARIOS} | {"h", "i"}
+    if args.only is not None and not args.only <= known:
+        sys.exit(f"bench: --only: unknown scenario(s) {', '.join(sorted(args.only - known))}; known: "
+                 + ", ".join(sorted(known)))
     if not args.ccgate.is_file():
         sys.exit(f"bench: no ccgate binary at {args.ccgate}")
     if args.perf and not shutil.which("perf"):
