@@ -78,7 +78,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: &std::path::Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Housekeeping only (signals, reloads): the gateway's workers run
+    // their own runtimes.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

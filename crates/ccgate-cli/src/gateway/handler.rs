@@ -23,7 +23,6 @@ pub(crate) type Body = Either<Incoming, Full<Bytes>>;
 #[derive(Debug)]
 pub(crate) struct Gateway {
     pub(crate) routing: ArcSwap<Routing>,
-    pub(crate) client: UpstreamClient,
     pub(crate) metrics: Arc<GatewayMetrics>,
     pub(crate) ping: Option<String>,
     pub(crate) metrics_entry_point: Option<String>,
@@ -63,16 +62,20 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 impl Gateway {
-    /// Answers `request`, received on `entry_point` from `origin`.
+    /// Answers `request`, received on `entry_point` from `origin`; a
+    /// service's servers are reached through `client`.
     pub(crate) async fn handle(
         &self,
+        client: &UpstreamClient,
         entry_point: &str,
         origin: Origin,
         request: Request<Incoming>,
     ) -> Response<Body> {
         let mut taken = Taken::default();
         let Some(log) = &self.access_log else {
-            return self.respond(entry_point, origin, request, &mut taken).await;
+            return self
+                .respond(client, entry_point, origin, request, &mut taken)
+                .await;
         };
         let start = (SystemTime::now(), Instant::now());
         let method = request.method().clone();
@@ -81,7 +84,9 @@ impl Gateway {
             .unwrap_or_default()
             .to_owned();
         let protocol = protocol_name(request.version());
-        let response = self.respond(entry_point, origin, request, &mut taken).await;
+        let response = self
+            .respond(client, entry_point, origin, request, &mut taken)
+            .await;
         log.log(&Record {
             start: start.0,
             client: origin.client,
@@ -104,6 +109,7 @@ impl Gateway {
 
     async fn respond(
         &self,
+        client: &UpstreamClient,
         entry_point: &str,
         origin: Origin,
         request: Request<Incoming>,
@@ -170,7 +176,7 @@ impl Gateway {
             Target::Service(service) => {
                 let sent = Instant::now();
                 let forwarded = service
-                    .forward(&self.client, Request::from_parts(parts, body), origin)
+                    .forward(client, Request::from_parts(parts, body), origin)
                     .await;
                 taken.origin_duration = sent.elapsed();
                 match forwarded {

@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::handler::Gateway;
 use super::proxy::Origin;
+use super::worker::Worker;
 use crate::config::{self, TlsFiles};
 
 /// Time a client has to send a request's headers (slow-loris guard).
@@ -23,10 +23,11 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted (HTTP/1.1 buffer, HTTP/2 header list).
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// A bound entry point, ready to serve.
+/// A bound entry point, ready to serve. Each worker accepts on its own
+/// copy of the socket; it closes when the last copy is dropped.
 pub(crate) struct EntryPoint {
     pub(crate) name: Arc<str>,
-    pub(crate) listener: TcpListener,
+    pub(crate) listener: std::net::TcpListener,
     pub(crate) tls: Option<TlsAcceptor>,
 }
 
@@ -68,18 +69,44 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
 }
 
 impl EntryPoint {
-    /// Accepts connections until `stop` turns true; every connection is
-    /// watched by `graceful` so that shutdown can wait for it.
+    /// Another handle on the same listening socket, for another worker.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the entry point when the socket cannot be shared.
+    pub(crate) fn try_clone(&self) -> Result<Self, String> {
+        Ok(Self {
+            name: Arc::clone(&self.name),
+            listener: self.listener.try_clone().map_err(|error| {
+                format!(
+                    "entryPoints.{}: cannot share the socket: {error}",
+                    self.name
+                )
+            })?,
+            tls: self.tls.clone(),
+        })
+    }
+
+    /// Accepts connections on this worker until `stop` turns true; every
+    /// connection is watched by `graceful` so that shutdown can wait for
+    /// it.
     pub(crate) async fn serve(
         self,
-        gateway: Arc<Gateway>,
+        worker: Arc<Worker>,
         graceful: Arc<GracefulShutdown>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let listener = match TcpListener::from_std(self.listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(entry_point = %self.name, %error, "cannot accept on this worker");
+                return;
+            }
+        };
         let builder = Arc::new(connection_builder());
         loop {
             let accepted = tokio::select! {
-                accepted = self.listener.accept() => accepted,
+                accepted = listener.accept() => accepted,
                 _ = stop.wait_for(|stop| *stop) => break,
             };
             let (stream, client) = match accepted {
@@ -91,8 +118,8 @@ impl EntryPoint {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (gateway, name, tls, builder) = (
-                Arc::clone(&gateway),
+            let (worker, name, tls, builder) = (
+                Arc::clone(&worker),
                 Arc::clone(&self.name),
                 self.tls.clone(),
                 Arc::clone(&builder),
@@ -104,13 +131,13 @@ impl EntryPoint {
                     tls: tls.is_some(),
                 };
                 let served = match tls {
-                    None => serve(&builder, watcher, stream, gateway, name, origin).await,
+                    None => serve(&builder, watcher, stream, worker, name, origin).await,
                     Some(acceptor) => {
                         match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
                             .await
                         {
                             Ok(Ok(stream)) => {
-                                serve(&builder, watcher, stream, gateway, name, origin).await
+                                serve(&builder, watcher, stream, worker, name, origin).await
                             }
                             _ => {
                                 tracing::debug!(%client, "TLS handshake failed or timed out");
@@ -132,7 +159,7 @@ async fn serve<I>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     io: I,
-    gateway: Arc<Gateway>,
+    worker: Arc<Worker>,
     entry_point: Arc<str>,
     origin: Origin,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
@@ -140,9 +167,13 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| {
-        let (gateway, entry_point) = (Arc::clone(&gateway), Arc::clone(&entry_point));
+        let (worker, entry_point) = (Arc::clone(&worker), Arc::clone(&entry_point));
         async move {
-            Ok::<_, std::convert::Infallible>(gateway.handle(&entry_point, origin, request).await)
+            let response = worker
+                .gateway
+                .handle(&worker.client, &entry_point, origin, request)
+                .await;
+            Ok::<_, std::convert::Infallible>(response)
         }
     });
     watcher

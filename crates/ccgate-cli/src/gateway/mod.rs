@@ -1,6 +1,7 @@
 //! `ccgate serve`: the gateway process.
 //!
-//! Entry points ([`listener`]) accept connections; each request is routed
+//! Workers ([`worker`]), one per core, accept connections on the entry
+//! points ([`listener`]); each request is routed
 //! ([`routing`], [`rule`]) through its router's middlewares to a service
 //! ([`proxy`]) or to `forward-auth@internal` ([`handler`]), and logged
 //! ([`access_log`]). `/ping` and `/metrics` answer on the entry points the
@@ -16,6 +17,7 @@ mod proxy;
 mod reload;
 mod routing;
 pub(crate) mod rule;
+mod worker;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +39,8 @@ use routing::Routing;
 pub(crate) const GRACE_PERIOD: Duration = Duration::from_secs(10);
 
 /// Runs the gateway described by the file at `path` until SIGTERM or
-/// SIGINT.
+/// SIGINT. This runtime does the housekeeping (signals, reloads); the
+/// workers serve the requests.
 ///
 /// # Errors
 ///
@@ -57,7 +60,6 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     };
     let gateway = Arc::new(Gateway {
         routing: ArcSwap::from_pointee(routing),
-        client: proxy::client(),
         unrouted: metrics.requests(""),
         metrics: Arc::clone(&metrics),
         ping: config.ping.clone(),
@@ -67,16 +69,12 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     let entry_points = bind(&config, path).await?;
     let (stop, stopped) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
-    let accepting: Vec<_> = entry_points
-        .into_iter()
-        .map(|entry_point| {
-            tokio::spawn(entry_point.serve(
-                Arc::clone(&gateway),
-                Arc::clone(&graceful),
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let count = worker::count();
+    let mut workers = worker::start(count, &entry_points, &gateway, &graceful, &stopped)?;
+    // The workers hold the sockets now: once they stop accepting, new
+    // connections are refused.
+    drop(entry_points);
+    tracing::info!(workers = count, "serving");
     let _watcher = if config.watch.is_empty() {
         None
     } else {
@@ -91,9 +89,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = stop.send(true);
-    for task in accepting {
-        let _ = task.await;
-    }
+    workers.stopped_accepting().await;
     let graceful = Arc::try_unwrap(graceful)
         .map_err(|_| "internal: connections still being accepted".to_owned())?;
     if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
@@ -102,6 +98,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     {
         tracing::warn!(grace_period = ?GRACE_PERIOD, "some connections did not finish in time");
     }
+    workers.exit().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -123,6 +120,9 @@ async fn bind(config: &Config, main: &Path) -> Result<Vec<EntryPoint>, String> {
             .map(|files| listener::tls_acceptor(name, files, main))
             .transpose()?;
         tracing::info!(entry_point = %name, address = %entry_point.address, tls = tls.is_some(), "listening");
+        let listener = listener.into_std().map_err(|error| {
+            format!("entryPoints.{name}.address: cannot share the socket: {error}")
+        })?;
         bound.push(EntryPoint {
             name: Arc::from(name.as_str()),
             listener,
