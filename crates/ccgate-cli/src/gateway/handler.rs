@@ -30,6 +30,31 @@ pub(crate) struct Gateway {
     pub(crate) unrouted: StatusCounters,
 }
 
+/// What the access log needs of a request, taken before it is answered.
+struct Received {
+    at: SystemTime,
+    started: Instant,
+    method: Method,
+    path: String,
+    host: String,
+    protocol: &'static str,
+}
+
+impl Received {
+    fn of(request: &Request<Incoming>) -> Self {
+        Self {
+            at: SystemTime::now(),
+            started: Instant::now(),
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            host: super::rule::host_of(request.uri(), request.headers())
+                .unwrap_or_default()
+                .to_owned(),
+            protocol: protocol_name(request.version()),
+        }
+    }
+}
+
 /// The route a request took, for the log.
 #[derive(Default)]
 struct Taken {
@@ -68,42 +93,35 @@ impl Gateway {
         &self,
         client: &UpstreamClient,
         entry_point: &str,
-        origin: Origin,
+        origin: &Origin,
         request: Request<Incoming>,
     ) -> Response<Body> {
         let mut taken = Taken::default();
-        let Some(log) = &self.access_log else {
-            return self
-                .respond(client, entry_point, origin, request, &mut taken)
-                .await;
-        };
-        let start = (SystemTime::now(), Instant::now());
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let host = super::rule::host_of(request.uri(), request.headers())
-            .unwrap_or_default()
-            .to_owned();
-        let protocol = protocol_name(request.version());
+        let received = self.access_log.as_ref().map(|_| Received::of(&request));
+        // One call site: the future of `respond` is most of this one's size,
+        // and hyper moves it once per request.
         let response = self
             .respond(client, entry_point, origin, request, &mut taken)
             .await;
-        log.log(&Record {
-            start: start.0,
-            client: origin.client,
-            username: taken.username.as_deref(),
-            method: method.as_str(),
-            host: &host,
-            path: &path,
-            protocol,
-            scheme: if origin.tls { "https" } else { "http" },
-            entry_point,
-            router: taken.route.as_ref().map(|route| route.name.as_str()),
-            service: taken.route.as_ref().map(|route| route.target.name()),
-            status: response.status().as_u16(),
-            origin_status: taken.origin_status,
-            duration: start.1.elapsed(),
-            origin_duration: taken.origin_duration,
-        });
+        if let (Some(log), Some(received)) = (&self.access_log, received) {
+            log.log(&Record {
+                start: received.at,
+                client: origin.client,
+                username: taken.username.as_deref(),
+                method: received.method.as_str(),
+                host: &received.host,
+                path: &received.path,
+                protocol: received.protocol,
+                scheme: if origin.tls { "https" } else { "http" },
+                entry_point,
+                router: taken.route.as_ref().map(|route| route.name.as_str()),
+                service: taken.route.as_ref().map(|route| route.target.name()),
+                status: response.status().as_u16(),
+                origin_status: taken.origin_status,
+                duration: received.started.elapsed(),
+                origin_duration: taken.origin_duration,
+            });
+        }
         response
     }
 
@@ -111,7 +129,7 @@ impl Gateway {
         &self,
         client: &UpstreamClient,
         entry_point: &str,
-        origin: Origin,
+        origin: &Origin,
         request: Request<Incoming>,
         taken: &mut Taken,
     ) -> Response<Body> {
@@ -184,7 +202,7 @@ impl Gateway {
                         taken.origin_status = response.status().as_u16();
                         if response.status() == StatusCode::UNAUTHORIZED {
                             for (middleware, grant) in &grants {
-                                middleware.upstream_rejected(grant).await;
+                                Box::pin(middleware.upstream_rejected(grant)).await;
                             }
                         }
                         response.map(Either::Left)

@@ -126,19 +126,18 @@ impl EntryPoint {
             );
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let origin = Origin {
-                    client,
-                    tls: tls.is_some(),
-                };
+                let connection = Arc::new(Connection {
+                    worker,
+                    entry_point: name,
+                    origin: Origin::new(client, tls.is_some()),
+                });
                 let served = match tls {
-                    None => serve(&builder, watcher, stream, worker, name, origin).await,
+                    None => serve(&builder, watcher, stream, connection).await,
                     Some(acceptor) => {
                         match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
                             .await
                         {
-                            Ok(Ok(stream)) => {
-                                serve(&builder, watcher, stream, worker, name, origin).await
-                            }
+                            Ok(Ok(stream)) => serve(&builder, watcher, stream, connection).await,
                             _ => {
                                 tracing::debug!(%client, "TLS handshake failed or timed out");
                                 return;
@@ -154,24 +153,34 @@ impl EntryPoint {
     }
 }
 
+/// What every request on one connection shares.
+struct Connection {
+    worker: Arc<Worker>,
+    entry_point: Arc<str>,
+    origin: Origin,
+}
+
 /// Serves HTTP on one accepted connection (plain or TLS) until it ends.
 async fn serve<I>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     io: I,
-    worker: Arc<Worker>,
-    entry_point: Arc<str>,
-    origin: Origin,
+    connection: Arc<Connection>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| {
-        let (worker, entry_point) = (Arc::clone(&worker), Arc::clone(&entry_point));
+        let connection = Arc::clone(&connection);
         async move {
+            let Connection {
+                worker,
+                entry_point,
+                origin,
+            } = &*connection;
             let response = worker
                 .gateway
-                .handle(&worker.client, &entry_point, origin, request)
+                .handle(&worker.client, entry_point, origin, request)
                 .await;
             Ok::<_, std::convert::Infallible>(response)
         }

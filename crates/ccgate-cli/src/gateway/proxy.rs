@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -42,16 +42,40 @@ pub(crate) fn client() -> UpstreamClient {
 #[derive(Debug)]
 pub(crate) struct Service {
     name: String,
-    servers: Vec<(Scheme, Authority)>,
+    servers: Vec<Server>,
     next: AtomicUsize,
     pass_host_header: bool,
 }
 
+/// One of a service's servers.
+#[derive(Debug)]
+struct Server {
+    scheme: Scheme,
+    authority: Authority,
+    /// `Host` for this server when the caller's is not passed on.
+    host: HeaderValue,
+}
+
 /// Where the request came from, for `X-Forwarded-*`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Origin {
     pub(crate) client: SocketAddr,
     pub(crate) tls: bool,
+    /// The client's IP address, formatted once per connection.
+    client_ip: HeaderValue,
+}
+
+impl Origin {
+    /// A connection from `client`, over TLS or not.
+    pub(crate) fn new(client: SocketAddr, tls: bool) -> Self {
+        let client_ip = HeaderValue::try_from(client.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self {
+            client,
+            tls,
+            client_ip,
+        }
+    }
 }
 
 impl Service {
@@ -59,7 +83,14 @@ impl Service {
     pub(crate) fn new(name: &str, servers: &[Uri], pass_host_header: bool) -> Self {
         let servers = servers
             .iter()
-            .filter_map(|uri| Some((uri.scheme()?.clone(), uri.authority()?.clone())))
+            .filter_map(|uri| {
+                let authority = uri.authority()?.clone();
+                Some(Server {
+                    scheme: uri.scheme()?.clone(),
+                    host: HeaderValue::from_str(authority.as_str()).ok()?,
+                    authority,
+                })
+            })
             .collect();
         Self {
             name: name.to_owned(),
@@ -80,58 +111,55 @@ impl Service {
         &self,
         client: &UpstreamClient,
         mut request: Request<Incoming>,
-        origin: Origin,
+        origin: &Origin,
     ) -> Option<Response<Incoming>> {
-        let (scheme, authority) = self.pick()?;
-        let original_host = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                request
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            });
-        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = Uri::builder()
-            .scheme(scheme.clone())
-            .authority(authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .ok()?;
-        *request.uri_mut() = uri;
+        let server = self.pick()?;
+        let original_host = original_host(&request);
+        // Keep the parsed path and query; only the server changes.
+        let mut uri = std::mem::take(request.uri_mut()).into_parts();
+        uri.scheme = Some(server.scheme.clone());
+        uri.authority = Some(server.authority.clone());
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        *request.uri_mut() = Uri::from_parts(uri).ok()?;
         // The upstream connection is HTTP/1.1 whatever the caller spoke.
         *request.version_mut() = http::Version::HTTP_11;
         let headers = request.headers_mut();
         remove_hop_by_hop(headers);
-        set_forwarded(headers, origin, original_host.as_deref());
-        let host = match (&original_host, self.pass_host_header) {
-            (Some(host), true) => HeaderValue::from_str(host).ok(),
-            _ => HeaderValue::from_str(authority.as_str()).ok(),
+        set_forwarded(headers, origin, original_host.as_ref());
+        let host = match original_host {
+            Some(host) if self.pass_host_header => host,
+            _ => server.host.clone(),
         };
-        if let Some(host) = host {
-            headers.insert(header::HOST, host);
-        }
+        headers.insert(header::HOST, host);
         match client.request(request).await {
             Ok(mut response) => {
                 remove_hop_by_hop(response.headers_mut());
                 Some(response)
             }
             Err(error) => {
-                tracing::warn!(service = %self.name, server = %authority, error = %error, "upstream unreachable");
+                tracing::warn!(service = %self.name, server = %server.authority, error = %error, "upstream unreachable");
                 None
             }
         }
     }
 
-    fn pick(&self) -> Option<&(Scheme, Authority)> {
+    fn pick(&self) -> Option<&Server> {
         if self.servers.is_empty() {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.servers.len();
         self.servers.get(i)
+    }
+}
+
+/// The host the caller asked for: the request target's authority (HTTP/2,
+/// absolute form), else its `Host` header.
+fn original_host(request: &Request<Incoming>) -> Option<HeaderValue> {
+    match request.uri().authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => request.headers().get(header::HOST).cloned(),
     }
 }
 
@@ -150,6 +178,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers, including those `Connection` names.
 /// `Transfer-Encoding` is left to hyper, which frames bodies itself.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names is cheaper than
+    // eight removals, each hashing its name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -162,19 +195,28 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn set_forwarded(headers: &mut HeaderMap, origin: Origin, host: Option<&str>) {
-    let client_ip = origin.client.ip().to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {client_ip}"),
-        None => client_ip,
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+fn set_forwarded(headers: &mut HeaderMap, origin: &Origin, host: Option<&HeaderValue>) {
+    let forwarded_for = match headers.get(X_FORWARDED_FOR) {
+        Some(previous) => {
+            let mut joined = Vec::with_capacity(previous.len() + 2 + origin.client_ip.len());
+            joined.extend_from_slice(previous.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(origin.client_ip.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
+        None => Some(origin.client_ip.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", value);
+    if let Some(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, value);
     }
     let proto = if origin.tls { "https" } else { "http" };
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert("x-forwarded-host", value);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
 }
 
@@ -201,14 +243,36 @@ mod tests {
     }
 
     #[test]
+    fn a_message_without_hop_by_hop_headers_keeps_all_of_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("api.example.com"));
+        headers.append("x-twice", HeaderValue::from_static("1"));
+        headers.append("x-twice", HeaderValue::from_static("2"));
+        let before = headers.clone();
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers, before);
+    }
+
+    #[test]
+    fn forwarded_headers_start_with_the_client() {
+        let mut headers = HeaderMap::new();
+        let origin = Origin::new("[::1]:5000".parse().unwrap(), false);
+        set_forwarded(&mut headers, &origin, None);
+        assert_eq!(headers["x-forwarded-for"], "::1");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert!(!headers.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
     fn forwarded_headers_append_the_client() {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        let origin = Origin {
-            client: "127.0.0.1:5000".parse().unwrap(),
-            tls: true,
-        };
-        set_forwarded(&mut headers, origin, Some("api.example.com"));
+        let origin = Origin::new("127.0.0.1:5000".parse().unwrap(), true);
+        set_forwarded(
+            &mut headers,
+            &origin,
+            Some(&HeaderValue::from_static("api.example.com")),
+        );
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers["x-forwarded-proto"], "https");
         assert_eq!(headers["x-forwarded-host"], "api.example.com");
@@ -222,7 +286,7 @@ mod tests {
             .collect();
         let service = Service::new("s", &servers, true);
         let picks: Vec<String> = (0..4)
-            .map(|_| service.pick().unwrap().1.to_string())
+            .map(|_| service.pick().unwrap().authority.to_string())
             .collect();
         assert_eq!(
             picks,
