@@ -164,23 +164,29 @@ fn original_host(request: &Request<Incoming>) -> Option<HeaderValue> {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
 ];
 
 /// Removes hop-by-hop headers, including those `Connection` names.
 /// `Transfer-Encoding` is left to hyper, which frames bodies itself.
+///
+/// Only names present are removed: each removal hashes its name, and most
+/// messages carry none of them, or only `Connection: keep-alive`.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names is cheaper than
-    // eight removals, each hashing its name.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    if present.is_empty() {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -188,9 +194,12 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        // Those are in `present` when they are there at all.
+        .filter(|name| !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in present.iter().chain(&named) {
         headers.remove(name);
     }
 }
@@ -239,6 +248,23 @@ mod tests {
         assert_eq!(
             headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
             ["x-kept"]
+        );
+    }
+
+    #[test]
+    fn every_hop_by_hop_header_is_removed_in_any_case() {
+        let mut headers = HeaderMap::new();
+        for name in HOP_BY_HOP {
+            headers.insert(
+                HeaderName::from_bytes(name.to_uppercase().as_bytes()).unwrap(),
+                HeaderValue::from_static("x"),
+            );
+        }
+        headers.insert("x-te", HeaderValue::from_static("kept"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(
+            headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-te"]
         );
     }
 
