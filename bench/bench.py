@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import instructions
 import load
 import report
 import servers
@@ -185,6 +186,7 @@ class Run:
         self.ports["a"] = self.upstream_port
 
         common = {"UPSTREAM_PORT": self.upstream_port, "TOKEN_ENDPOINT": self.token_endpoint}
+        self.common = common
         cc = {"PLAIN_PORT": servers.free_port(), "ONE_PORT": servers.free_port(),
               "MANY_PORT": servers.free_port(), "FORWARD_AUTH_PORT": servers.free_port()}
         try:
@@ -358,6 +360,22 @@ class Run:
             log(f"perf profile of {s}: {out[s]}")
         self.extra["perf"] = out
 
+    def count_instructions(self):
+        """--instructions: user-space instructions per request of b, c and
+        d under callgrind (bench/instructions.py)."""
+        few, many = (5, 25) if self.args.smoke else (300, 2300)
+        log(f"instructions: b, c and d under callgrind, {few} then {many} requests each")
+        try:
+            self.extra["instructions"] = {
+                "few": few, "many": many,
+                "per_request": instructions.measure(
+                    self.procs, self.server_core, self.args.ccgate,
+                    {**self.common, "FORWARD_AUTH_PORT": servers.free_port()},
+                    load.basic("basic-client", "basic-secret"), few, many, log),
+            }
+        except (StartError, RunError, OSError) as e:
+            self.fail(["instructions"], str(e))
+
     def wrk_once(self, s, headers):
         return load.wrk(f"http://127.0.0.1:{self.ports[s]}/bench", headers, self.p["connections"],
                         self.p["seconds"], self.load_core, self.pin, self.workdir / "wrk.log")
@@ -449,6 +467,8 @@ class Run:
             self.measure()
             if self.args.perf:
                 self.profile()
+            if self.args.instructions:
+                self.count_instructions()
             if self.wanted("h"):
                 self.stampede()
             if self.wanted("i"):
@@ -489,6 +509,8 @@ def main():
     ap.add_argument("--out", type=Path, help="the report (default: docs/benchmarks.md; with --smoke, in --workdir)")
     ap.add_argument("--workdir", type=Path, help="configurations, logs and raw results (default: target/bench/…)")
     ap.add_argument("--perf", action="store_true", help="also record CPU profiles of ccgate during c and d")
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count user-space instructions per request of b, c and d (callgrind)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     ap.add_argument("--command", default="bench/run", help="the command to show in the report")
     ap.add_argument("--only", type=lambda v: set(v.split(",")), metavar="a,b,…",

@@ -136,6 +136,20 @@ def markdown(data):
             out.append(f"| {s} | {c['rps']:,.0f} | {c['cpu_us']:.1f} µs | {c['syscalls']:.2f} | "
                        f"{c['context_switches']:.3f} |")
         out.append("")
+    counted = data.get("instructions")
+    if counted:
+        per = counted["per_request"]
+        out.append("User-space instructions per request (`--instructions`: callgrind, the proxy in front of the "
+                   f"same upstream answering {counted['few']:,} and then {counted['many']:,} requests, the "
+                   "difference over the extra requests; the kernel's share is not counted). Unlike the "
+                   "numbers above, these do not depend on what else the machine is doing:")
+        out.append("")
+        out.append("| scenario | instructions per request | relative to b |")
+        out.append("|---|---:|---:|")
+        for s in ("b", "c", "d"):
+            if s in per:
+                out.append(f"| {s} | {per[s]['instructions']:,} | {per[s]['instructions'] / per['b']['instructions']:.2f} |")
+        out.append("")
     out.append("Goals of SPEC §9:")
     out.append("")
     out.append("| ratio | value | per round | goal | holds | meaning |")
