@@ -148,7 +148,9 @@ where
             }
             let mut response = inner.call(Request::from_parts(parts, body)).await?;
             if response.status() == StatusCode::UNAUTHORIZED {
-                middleware.upstream_rejected(&grant).await;
+                // Boxed: this rare path's future (a Redis delete) would
+                // make every request's future several times larger.
+                Box::pin(middleware.upstream_rejected(&grant)).await;
             }
             if let Some(username) = username {
                 response.extensions_mut().insert(username);
