@@ -29,12 +29,15 @@ def median_of(runs, key):
 
 
 def ratio(data, num, den):
-    """(median ratio, per-round ratios) or None when either side is missing."""
+    """(median of the per-round ratios, per-round ratios, ratio of the
+    medians) or None when either side is missing. The median of the
+    per-round ratios is the value judged: the two sides of a round ran
+    seconds apart, so a slow minute of a shared machine touches both."""
     a, b = data["results"].get(num), data["results"].get(den)
     if not a or not b:
         return None
     per_round = [rps(x) / rps(y) for x, y in zip(a, b)]
-    return median_of(a, "rps") / median_of(b, "rps"), per_round
+    return statistics.median(per_round), per_round, median_of(a, "rps") / median_of(b, "rps")
 
 
 def ms(us):
@@ -53,18 +56,19 @@ def goal_rows(data):
         r = ratio(data, num, den)
         if r is None:
             absent = num if num not in data["results"] else den
-            rows.append((name, "n/a", "", f"≥ {goal}", f"n/a ({absent}: {missing(data, absent)})", meaning))
+            rows.append((name, "n/a", "", "", f"≥ {goal}", f"n/a ({absent}: {missing(data, absent)})", meaning))
         else:
-            value, per_round = r
+            value, per_round, of_medians = r
             rounds = ", ".join(f"{x:.2f}" for x in per_round)
-            rows.append((name, f"{value:.2f}", rounds, f"≥ {goal}", "yes" if value >= goal else "**no**", meaning))
+            rows.append((name, f"{value:.2f}", rounds, f"{of_medians:.2f}", f"≥ {goal}",
+                         "yes" if value >= goal else "**no**", meaning))
     h = data.get("h")
     if h:
         holds = "yes" if h["token_requests"] == 1 else "**no**"
-        rows.append(("h", str(h["token_requests"]), "", "= 1", holds,
+        rows.append(("h", str(h["token_requests"]), "", "", "= 1", holds,
                      f"token requests made for {h['requests']:,} concurrent cold requests of one client"))
     else:
-        rows.append(("h", "n/a", "", "= 1", f"n/a (h: {missing(data, 'h')})", "cold stampede"))
+        rows.append(("h", "n/a", "", "", "= 1", f"n/a (h: {missing(data, 'h')})", "cold stampede"))
     return rows
 
 
@@ -150,10 +154,11 @@ def markdown(data):
             if s in per:
                 out.append(f"| {s} | {per[s]['instructions']:,} | {per[s]['instructions'] / per['b']['instructions']:.2f} |")
         out.append("")
-    out.append("Goals of SPEC §9:")
+    out.append("Goals of SPEC §9. The value judged is the median of the per-round ratios (the two sides of a "
+               "round ran seconds apart); the ratio of the medians of the table above is shown beside it:")
     out.append("")
-    out.append("| ratio | value | per round | goal | holds | meaning |")
-    out.append("|---|---:|---|---|---|---|")
+    out.append("| ratio | value | per round | ratio of the medians | goal | holds | meaning |")
+    out.append("|---|---:|---|---:|---|---|---|")
     for row in goal_rows(data):
         out.append("| " + " | ".join(row) + " |")
     if data["failures"]:
@@ -192,7 +197,7 @@ def summary(data):
                          f"{ms(median_of(runs, 'p99')):>10}")
         else:
             lines.append(f"{s:>8}   {missing(data, s)}")
-    for name, value, rounds, goal, holds, _ in goal_rows(data):
+    for name, value, rounds, _, goal, holds, _ in goal_rows(data):
         lines.append(f"{name:>8}   {value:>6}  goal {goal:<6} holds: {holds}")
     i = data.get("i")
     if i:
