@@ -60,7 +60,8 @@ def goal_rows(data):
         else:
             value, per_round, of_medians = r
             rounds = ", ".join(f"{x:.2f}" for x in per_round)
-            rows.append((name, f"{value:.2f}", rounds, f"{of_medians:.2f}", f"≥ {goal}",
+            # Three decimals, so that 0.947 does not read as 0.95 beside "no".
+            rows.append((name, f"{value:.3f}", rounds, f"{of_medians:.3f}", f"≥ {goal}",
                          "yes" if value >= goal else "**no**", meaning))
     h = data.get("h")
     if h:

@@ -33,9 +33,10 @@ pub type Fetched = Result<Arc<Entry>, Arc<FetchError>>;
 
 type Flight = Shared<BoxFuture<'static, Fetched>>;
 
-/// Default bound on cached tokens per middleware. At about 2 KB per cached
+/// Default bound on cached tokens per middleware. At 1.4–2 KB per cached
 /// JWT (measured: docs/benchmarks.md, scenario i), 100,000 tokens hold
-/// about 200 MiB; the least recently used go first.
+/// about 140–200 MiB, depending on the allocator; the least recently used
+/// go first.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 
 /// Tokens cached in this process.
