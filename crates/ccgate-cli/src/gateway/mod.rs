@@ -87,9 +87,10 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     };
 
     shutdown_signal().await;
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = stop.send(true);
+    // Once every worker has stopped accepting, the sockets are closed.
     workers.stopped_accepting().await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let graceful = Arc::try_unwrap(graceful)
         .map_err(|_| "internal: connections still being accepted".to_owned())?;
     if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())

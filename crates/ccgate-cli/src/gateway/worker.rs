@@ -4,7 +4,7 @@
 //!
 //! A request then stays on one thread from the caller's socket to the
 //! upstream's and back: no work stealing, no hand-off between threads, no
-//! cross-thread wake-ups. On one core this serves about a quarter more
+//! cross-thread wake-ups. On one core this serves about a fifth more
 //! requests per second than tokio's multi-threaded runtime
 //! (docs/benchmarks.md). A connection stays on the worker that accepted
 //! it, as with nginx's workers; the kernel wakes whichever worker waits

@@ -191,6 +191,56 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
     assert_eq!(r.ccgate.wait(Duration::from_secs(15)).await, Some(0));
 }
 
+/// Starts ccgate on the `web` route of [`dynamic`] through `command`,
+/// sends 40 concurrent requests and returns how many workers it logged.
+async fn workers_serving_40_requests(command: tokio::process::Command) -> usize {
+    let (idp, echo) = (Idp::start().await, Echo::start().await);
+    let (web, internal) = (free_port(), free_port());
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+    let path = dir.write("ccgate.yaml", &config(web, internal, "conf.d"));
+    dir.write(
+        "conf.d/api.yaml",
+        &dynamic(idp.token_endpoint(), &echo.url, "Equals(`grp`, `admin`)"),
+    );
+    let ccgate = Ccgate::start_by(command, &path, &[("web", web), ("internal", internal)]).await;
+    ccgate.until_logged("serving").await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let call = client
+            .get(format!("{}/v1/{i}", ccgate.url("web")))
+            .header("authorization", basic("basic-client", "basic-secret"))
+            .send();
+        calls.spawn(call);
+    }
+    while let Some(response) = calls.join_next().await {
+        assert_eq!(response.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(idp.stats().await.total, 1, "the workers share one token");
+    let log = ccgate.stderr();
+    let line = log
+        .lines()
+        .find(|line| line.contains("serving"))
+        .expect("the serving line");
+    line.split("workers=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no worker count in {line:?}"))
+}
+
+#[tokio::test]
+async fn one_worker_per_core_it_may_use() {
+    let binary = env!("CARGO_BIN_EXE_ccgate");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let all = workers_serving_40_requests(tokio::process::Command::new(binary)).await;
+    assert_eq!(all, cores);
+    let mut pinned = tokio::process::Command::new("taskset");
+    pinned.args(["-c", "0", binary]);
+    assert_eq!(workers_serving_40_requests(pinned).await, 1);
+}
+
 #[tokio::test]
 async fn a_changed_file_is_reloaded_and_an_invalid_one_is_refused() {
     let r = start("Equals(`grp`, `admin`)").await;

@@ -58,7 +58,17 @@ impl Ccgate {
     /// Runs `ccgate serve -c config` and waits until every port in `ports`
     /// accepts connections.
     pub(crate) async fn start(config: &Path, ports: &[(&str, u16)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ccgate"))
+        Self::start_by(Command::new(env!("CARGO_BIN_EXE_ccgate")), config, ports).await
+    }
+
+    /// As [`Ccgate::start`], through `command`: the ccgate binary, or a
+    /// program that runs it (`taskset -c 0 ccgate`).
+    pub(crate) async fn start_by(
+        mut command: Command,
+        config: &Path,
+        ports: &[(&str, u16)],
+    ) -> Self {
+        let mut child = command
             .arg("serve")
             .arg("-c")
             .arg(config)
