@@ -15,9 +15,10 @@ use super::access_log::{AccessLog, Record};
 use super::metrics::{CONTENT_TYPE, GatewayMetrics, StatusCounters};
 use super::proxy::{Origin, UpstreamClient};
 use super::routing::{Route, Routing, Target};
+use super::upstream::UpstreamBody;
 
 /// What the gateway answers with: the upstream's streamed body, or its own.
-pub(crate) type Body = Either<Incoming, Full<Bytes>>;
+pub(crate) type Body = Either<UpstreamBody, Full<Bytes>>;
 
 /// Everything requests share.
 #[derive(Debug)]

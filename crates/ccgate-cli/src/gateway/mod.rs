@@ -17,6 +17,7 @@ mod proxy;
 mod reload;
 mod routing;
 pub(crate) mod rule;
+mod upstream;
 mod worker;
 
 use std::path::Path;

@@ -1,42 +1,20 @@
-//! The reverse proxy to a service's servers: round robin, pooled
-//! keep-alive connections, hop-by-hop headers removed, `X-Forwarded-*`
-//! set, bodies streamed both ways.
-//!
-//! A request that meets a pooled connection the server had already closed
-//! is sent again on a new connection: hyper's pool does this for requests
-//! that were not yet written (`retry_canceled_requests`, on by default),
-//! which is safe for every method.
+//! The reverse proxy to a service's servers: round robin, hop-by-hop
+//! headers removed, `X-Forwarded-*` set, bodies streamed both ways, over
+//! the worker's pooled keep-alive connections ([`super::upstream`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
-/// How long connecting to an upstream server may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+use super::upstream::{UpstreamBody, UpstreamPool};
 
-/// The HTTP client shared by every service.
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
-
-/// A client with pooled keep-alive connections.
-pub(crate) fn client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(256)
-        .build(connector)
-}
+/// The upstream connections of one worker.
+pub(crate) type UpstreamClient = Arc<UpstreamPool>;
 
 /// A service: its servers, taken in turn.
 #[derive(Debug)]
@@ -50,7 +28,6 @@ pub(crate) struct Service {
 /// One of a service's servers.
 #[derive(Debug)]
 struct Server {
-    scheme: Scheme,
     authority: Authority,
     /// `Host` for this server when the caller's is not passed on.
     host: HeaderValue,
@@ -79,14 +56,13 @@ impl Origin {
 }
 
 impl Service {
-    /// A service over `servers` (absolute http URLs, checked at load).
+    /// A service over `servers` (absolute `http` URLs, checked at load).
     pub(crate) fn new(name: &str, servers: &[Uri], pass_host_header: bool) -> Self {
         let servers = servers
             .iter()
             .filter_map(|uri| {
                 let authority = uri.authority()?.clone();
                 Some(Server {
-                    scheme: uri.scheme()?.clone(),
                     host: HeaderValue::from_str(authority.as_str()).ok()?,
                     authority,
                 })
@@ -112,17 +88,15 @@ impl Service {
         client: &UpstreamClient,
         mut request: Request<Incoming>,
         origin: &Origin,
-    ) -> Option<Response<Incoming>> {
+    ) -> Option<Response<UpstreamBody>> {
         let server = self.pick()?;
         let original_host = original_host(&request);
-        // Keep the parsed path and query; only the server changes.
-        let mut uri = std::mem::take(request.uri_mut()).into_parts();
-        uri.scheme = Some(server.scheme.clone());
-        uri.authority = Some(server.authority.clone());
-        if uri.path_and_query.is_none() {
-            uri.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-        *request.uri_mut() = Uri::from_parts(uri).ok()?;
+        // Origin form (`/path?query`), the parsed path and query kept.
+        let path_and_query = std::mem::take(request.uri_mut())
+            .into_parts()
+            .path_and_query
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(path_and_query);
         // The upstream connection is HTTP/1.1 whatever the caller spoke.
         *request.version_mut() = http::Version::HTTP_11;
         let headers = request.headers_mut();
@@ -133,7 +107,7 @@ impl Service {
             _ => server.host.clone(),
         };
         headers.insert(header::HOST, host);
-        match client.request(request).await {
+        match client.send(&server.authority, request).await {
             Ok(mut response) => {
                 remove_hop_by_hop(response.headers_mut());
                 Some(response)

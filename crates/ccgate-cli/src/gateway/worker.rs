@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::handler::Gateway;
 use super::listener::EntryPoint;
-use super::proxy::{self, UpstreamClient};
+use super::proxy::UpstreamClient;
 
 /// What one worker's connections use.
 pub(crate) struct Worker {
@@ -82,7 +82,7 @@ pub(crate) fn start(
                 runtime.block_on(async move {
                     let worker = Arc::new(Worker {
                         gateway,
-                        client: proxy::client(),
+                        client: UpstreamClient::default(),
                     });
                     let accepting: Vec<_> = own
                         .into_iter()

@@ -1,0 +1,382 @@
+//! A worker's connections to upstream servers: HTTP/1.1 keep-alive
+//! connections kept per server and reused, most recently used first.
+//!
+//! Each worker has its own pool, so taking and returning a connection
+//! touches no other thread. A connection goes back to the pool when the
+//! response body it carried has been read to the end; one whose body was
+//! abandoned is closed. A request that meets a pooled connection the
+//! server had already closed is sent again on another connection: hyper
+//! hands back a request it had not started to write, which is safe for
+//! every method.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How long connecting to an upstream server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle connections kept per server; more are closed.
+const MAX_IDLE_PER_SERVER: usize = 256;
+
+/// Why a request could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    #[error("connecting timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+/// One worker's idle connections, by server, for requests with bodies of
+/// type `B` (the callers' streamed bodies in the gateway).
+#[derive(Debug)]
+pub(crate) struct UpstreamPool<B = Incoming> {
+    idle: Mutex<HashMap<Authority, Vec<Idle<B>>, BuildHasherDefault<Fnv>>>,
+}
+
+impl<B> Default for UpstreamPool<B> {
+    fn default() -> Self {
+        Self {
+            idle: Mutex::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Idle<B> {
+    sender: SendRequest<B>,
+    since: Instant,
+}
+
+impl<B> UpstreamPool<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Sends `request` (origin-form target, `Host` set) to `server` on a
+    /// pooled connection, or a new one.
+    ///
+    /// # Errors
+    ///
+    /// The server cannot be reached, or the exchange failed.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        server: &Authority,
+        mut request: Request<B>,
+    ) -> Result<Response<UpstreamBody<B>>, UpstreamError> {
+        loop {
+            let (mut sender, reused) = match self.take(server) {
+                Some(sender) => (sender, true),
+                None => (connect(server).await?, false),
+            };
+            if let Err(error) = sender.ready().await {
+                if reused {
+                    continue;
+                }
+                return Err(error.into());
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let give_back = GiveBack {
+                        pool: Arc::clone(self),
+                        server: server.clone(),
+                        sender,
+                    };
+                    return Ok(response.map(|body| UpstreamBody {
+                        body,
+                        give_back: Some(give_back),
+                    }));
+                }
+                Err(mut error) => match error.take_message() {
+                    // Not written: the connection had closed under us.
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(error.into_error().into()),
+                },
+            }
+        }
+    }
+}
+
+impl<B> UpstreamPool<B> {
+    fn take(&self, server: &Authority) -> Option<SendRequest<B>> {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let list = idle.get_mut(server)?;
+        while let Some(entry) = list.pop() {
+            if !entry.sender.is_closed() && entry.since.elapsed() < IDLE_TIMEOUT {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, server: Authority, sender: SendRequest<B>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let list = idle.entry(server).or_default();
+        // The oldest are at the front; drop those that have expired.
+        let now = Instant::now();
+        list.retain(|entry| now.duration_since(entry.since) < IDLE_TIMEOUT);
+        if list.len() < MAX_IDLE_PER_SERVER {
+            list.push(Idle { sender, since: now });
+        }
+    }
+}
+
+/// A new connection to `server`, driven by a task of its own.
+async fn connect<B>(server: &Authority) -> Result<SendRequest<B>, UpstreamError>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let host = server.host().trim_start_matches('[').trim_end_matches(']');
+    let port = server.port_u16().unwrap_or(80);
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| UpstreamError::ConnectTimeout(CONNECT_TIMEOUT))?
+        .map_err(UpstreamError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// Returns a connection to its pool.
+#[derive(Debug)]
+struct GiveBack<B> {
+    pool: Arc<UpstreamPool<B>>,
+    server: Authority,
+    sender: SendRequest<B>,
+}
+
+/// An upstream response's body; once read to the end, its connection goes
+/// back to the pool.
+#[derive(Debug)]
+pub(crate) struct UpstreamBody<B = Incoming> {
+    body: Incoming,
+    give_back: Option<GiveBack<B>>,
+}
+
+impl<B> UpstreamBody<B> {
+    fn finished(&mut self) {
+        if let Some(GiveBack {
+            pool,
+            server,
+            sender,
+        }) = self.give_back.take()
+        {
+            pool.put(server, sender);
+        }
+    }
+}
+
+impl<B> Body for UpstreamBody<B> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finished(),
+            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.finished(),
+            // An error: the connection is not reused.
+            Poll::Ready(Some(Err(_))) => self.give_back = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B> Drop for UpstreamBody<B> {
+    fn drop(&mut self) {
+        // An empty body may never be polled; one abandoned midway leaves
+        // the connection unusable, and dropping its sender closes it.
+        if self.body.is_end_stream() {
+            self.finished();
+        }
+    }
+}
+
+/// FNV-1a: the pool's keys are a handful of short authorities, hashed on
+/// every request; SipHash's protection against chosen keys is not needed
+/// for names that come from the configuration.
+#[derive(Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::{BodyExt, Empty};
+    use hyper::service::service_fn;
+
+    use super::*;
+
+    type Pool = Arc<UpstreamPool<Empty<Bytes>>>;
+
+    /// A real HTTP/1.1 server on 127.0.0.1 answering `ok` to every
+    /// request on keep-alive connections; counts the connections it accepts.
+    async fn server() -> (Authority, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(|_| async {
+                        Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    }),
+                ));
+            }
+        });
+        (authority, accepted)
+    }
+
+    fn get(authority: &Authority) -> Request<Empty<Bytes>> {
+        Request::builder()
+            .uri("/x")
+            .header(http::header::HOST, authority.as_str())
+            .body(Empty::new())
+            .unwrap()
+    }
+
+    async fn read(response: Response<UpstreamBody<Empty<Bytes>>>) -> Bytes {
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    /// Lets the connection's task see that its response is complete.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_response_is_read() {
+        let (authority, accepted) = server().await;
+        let pool = Pool::default();
+        for _ in 0..3 {
+            let response = pool.send(&authority, get(&authority)).await.unwrap();
+            assert_eq!(read(response).await, "ok");
+            settle().await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_body_was_abandoned_is_not_reused() {
+        let (authority, accepted) = server().await;
+        let pool = Pool::default();
+        let response = pool.send(&authority, get(&authority)).await.unwrap();
+        drop(response); // its body unread
+        settle().await;
+        let response = pool.send(&authority, get(&authority)).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_each_get_a_connection_and_all_are_kept() {
+        let (authority, accepted) = server().await;
+        let pool = Pool::default();
+        let (a, b) = tokio::join!(
+            pool.send(&authority, get(&authority)),
+            pool.send(&authority, get(&authority))
+        );
+        assert_eq!(read(a.unwrap()).await, "ok");
+        assert_eq!(read(b.unwrap()).await, "ok");
+        settle().await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let idle = pool.idle.lock().unwrap();
+        assert_eq!(idle[&authority].len(), 2);
+    }
+
+    #[tokio::test]
+    async fn servers_keep_their_own_connections() {
+        let (one, one_accepted) = server().await;
+        let (two, two_accepted) = server().await;
+        let pool = Pool::default();
+        for authority in [&one, &two, &one, &two] {
+            let response = pool.send(authority, get(authority)).await.unwrap();
+            assert_eq!(read(response).await, "ok");
+            settle().await;
+        }
+        assert_eq!(one_accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(two_accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_an_error() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let authority: Authority = format!("127.0.0.1:{port}").parse().unwrap();
+        let error = Pool::default()
+            .send(&authority, get(&authority))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, UpstreamError::Connect(_)), "{error}");
+    }
+}
