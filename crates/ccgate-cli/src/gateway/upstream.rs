@@ -9,7 +9,7 @@
 //! hands back a request it had not started to write, which is safe for
 //! every method.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -46,13 +46,34 @@ pub(crate) enum UpstreamError {
 /// type `B` (the callers' streamed bodies in the gateway).
 #[derive(Debug)]
 pub(crate) struct UpstreamPool<B = Incoming> {
-    idle: Mutex<HashMap<Authority, Vec<Idle<B>>, BuildHasherDefault<Fnv>>>,
+    idle: Mutex<Idles<B>>,
+    idle_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Idles<B> {
+    /// Oldest first: connections are returned and taken at the back.
+    by_server: HashMap<Authority, VecDeque<Idle<B>>, BuildHasherDefault<Fnv>>,
+    /// When every server's list was last cleared of expired and closed
+    /// connections (servers no longer configured are never asked again).
+    swept: Instant,
 }
 
 impl<B> Default for UpstreamPool<B> {
     fn default() -> Self {
+        Self::with_idle_timeout(IDLE_TIMEOUT)
+    }
+}
+
+impl<B> UpstreamPool<B> {
+    /// A pool that closes connections idle for `idle_timeout`.
+    fn with_idle_timeout(idle_timeout: Duration) -> Self {
         Self {
-            idle: Mutex::default(),
+            idle: Mutex::new(Idles {
+                by_server: HashMap::default(),
+                swept: Instant::now(),
+            }),
+            idle_timeout,
         }
     }
 }
@@ -119,9 +140,9 @@ impl<B> UpstreamPool<B> {
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let list = idle.get_mut(server)?;
-        while let Some(entry) = list.pop() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < IDLE_TIMEOUT {
+        let list = idle.by_server.get_mut(server)?;
+        while let Some(entry) = list.pop_back() {
+            if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
                 return Some(entry.sender);
             }
         }
@@ -136,12 +157,26 @@ impl<B> UpstreamPool<B> {
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let list = idle.entry(server).or_default();
-        // The oldest are at the front; drop those that have expired.
         let now = Instant::now();
-        list.retain(|entry| now.duration_since(entry.since) < IDLE_TIMEOUT);
+        let timeout = self.idle_timeout;
+        if now.duration_since(idle.swept) >= timeout {
+            idle.by_server.retain(|_, list| {
+                list.retain(|entry| {
+                    !entry.sender.is_closed() && now.duration_since(entry.since) < timeout
+                });
+                !list.is_empty()
+            });
+            idle.swept = now;
+        }
+        let list = idle.by_server.entry(server).or_default();
+        while list
+            .front()
+            .is_some_and(|oldest| now.duration_since(oldest.since) >= timeout)
+        {
+            list.pop_front();
+        }
         if list.len() < MAX_IDLE_PER_SERVER {
-            list.push(Idle { sender, since: now });
+            list.push_back(Idle { sender, since: now });
         }
     }
 }
@@ -349,7 +384,7 @@ mod tests {
         settle().await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         let idle = pool.idle.lock().unwrap();
-        assert_eq!(idle[&authority].len(), 2);
+        assert_eq!(idle.by_server[&authority].len(), 2);
     }
 
     #[tokio::test]
@@ -364,6 +399,28 @@ mod tests {
         }
         assert_eq!(one_accepted.load(Ordering::SeqCst), 1);
         assert_eq!(two_accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire_and_servers_no_longer_asked_are_swept() {
+        let (one, one_accepted) = server().await;
+        let (two, _) = server().await;
+        let pool = Arc::new(UpstreamPool::with_idle_timeout(Duration::from_millis(100)));
+        let response = pool.send(&one, get(&one)).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Expired: a new connection, and the sweep on its return empties
+        // nothing else yet (only `one` was ever used).
+        let response = pool.send(&one, get(&one)).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        assert_eq!(one_accepted.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Returning a connection of `two` sweeps `one`'s expired list away.
+        let response = pool.send(&two, get(&two)).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        let idle = pool.idle.lock().unwrap();
+        assert!(!idle.by_server.contains_key(&one));
+        assert_eq!(idle.by_server[&two].len(), 1);
     }
 
     #[tokio::test]
