@@ -154,11 +154,14 @@ async fn ping_metrics_and_the_access_log() {
     assert_eq!(ok["OriginStatus"], 200);
     assert_eq!(ok["entryPointName"], "web");
     assert!(ok["Duration"].as_u64().unwrap() > 0);
+    let origin = ok["OriginDuration"].as_u64().unwrap();
+    assert!(origin > 0 && origin <= ok["Duration"].as_u64().unwrap());
     let denied = records
         .iter()
         .find(|r| r["DownstreamStatus"] == 403)
         .expect("a 403 record");
     assert_eq!(denied["OriginStatus"], 0, "the upstream was not asked");
+    assert_eq!(denied["OriginDuration"], 0);
 }
 
 #[tokio::test]
