@@ -11,7 +11,7 @@ use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 
-use super::upstream::{UpstreamBody, UpstreamPool};
+use super::upstream::{RequestBody, UpstreamBody, UpstreamPool};
 
 /// The upstream connections of one worker.
 pub(crate) type UpstreamClient = Arc<UpstreamPool>;
@@ -107,7 +107,10 @@ impl Service {
             _ => server.host.clone(),
         };
         headers.insert(header::HOST, host);
-        match client.send(&server.authority, request).await {
+        match client
+            .send(&server.authority, request.map(RequestBody::Caller))
+            .await
+        {
             Ok(mut response) => {
                 remove_hop_by_hop(response.headers_mut());
                 Some(response)

@@ -4,10 +4,15 @@
 //! Each worker has its own pool, so taking and returning a connection
 //! touches no other thread. A connection goes back to the pool when the
 //! response body it carried has been read to the end; one whose body was
-//! abandoned is closed. A request that meets a pooled connection the
-//! server had already closed is sent again on another connection: hyper
-//! hands back a request it had not started to write, which is safe for
-//! every method.
+//! abandoned is closed.
+//!
+//! A request that meets a pooled connection the server had already closed
+//! is sent again on another connection: hyper hands back a request it had
+//! not started to write, which is safe for every method. A request that
+//! was written when the server closed the idle connection — no byte of an
+//! answer came back — is sent once more if it is idempotent and has no
+//! body (RFC 9110 §9.2.2), as Go's HTTP client and nginx do; any other
+//! gets the error.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -17,8 +22,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::uri::Authority;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -45,7 +51,7 @@ pub(crate) enum UpstreamError {
 /// One worker's idle connections, by server, for requests with bodies of
 /// type `B` (the callers' streamed bodies in the gateway).
 #[derive(Debug)]
-pub(crate) struct UpstreamPool<B = Incoming> {
+pub(crate) struct UpstreamPool<B = RequestBody> {
     idle: Mutex<Idles<B>>,
     idle_timeout: Duration,
 }
@@ -86,7 +92,7 @@ struct Idle<B> {
 
 impl<B> UpstreamPool<B>
 where
-    B: Body + Send + Unpin + 'static,
+    B: Body + Default + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -101,6 +107,7 @@ where
         server: &Authority,
         mut request: Request<B>,
     ) -> Result<Response<UpstreamBody<B>>, UpstreamError> {
+        let mut replay = replayable_head(&request);
         loop {
             let (mut sender, reused) = match self.take(server) {
                 Some(sender) => (sender, true),
@@ -127,6 +134,13 @@ where
                 Err(mut error) => match error.take_message() {
                     // Not written: the connection had closed under us.
                     Some(unsent) if reused => request = unsent,
+                    // Written as the server closed it: no answer started.
+                    None if reused && error.error().is_incomplete_message() => {
+                        match replay.take() {
+                            Some(head) => request = Request::from_parts(head, B::default()),
+                            None => return Err(error.into_error().into()),
+                        }
+                    }
                     _ => return Err(error.into_error().into()),
                 },
             }
@@ -181,6 +195,65 @@ impl<B> UpstreamPool<B> {
     }
 }
 
+/// A copy of the head of a request that may be sent again after it was
+/// written: idempotent, without a body.
+fn replayable_head<B: Body>(request: &Request<B>) -> Option<Parts> {
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !(idempotent && request.body().is_end_stream()) {
+        return None;
+    }
+    let (mut head, ()) = Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone())
+        .version(request.version())
+        .body(())
+        .ok()?
+        .into_parts();
+    head.headers = request.headers().clone();
+    Some(head)
+}
+
+/// A request's body on its way upstream: the caller's, streamed, or none
+/// (what a replayed request carries).
+#[derive(Debug, Default)]
+pub(crate) enum RequestBody {
+    Caller(Incoming),
+    #[default]
+    Empty,
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.get_mut() {
+            Self::Caller(body) => Pin::new(body).poll_frame(cx),
+            Self::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Caller(body) => body.is_end_stream(),
+            Self::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Caller(body) => body.size_hint(),
+            Self::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
+
 /// A new connection to `server`, driven by a task of its own.
 async fn connect<B>(server: &Authority) -> Result<SendRequest<B>, UpstreamError>
 where
@@ -215,7 +288,7 @@ struct GiveBack<B> {
 /// An upstream response's body; once read to the end, its connection goes
 /// back to the pool.
 #[derive(Debug)]
-pub(crate) struct UpstreamBody<B = Incoming> {
+pub(crate) struct UpstreamBody<B = RequestBody> {
     body: Incoming,
     give_back: Option<GiveBack<B>>,
 }
@@ -421,6 +494,96 @@ mod tests {
         let idle = pool.idle.lock().unwrap();
         assert!(!idle.by_server.contains_key(&one));
         assert_eq!(idle.by_server[&two].len(), 1);
+    }
+
+    /// A FAKE upstream, on a thread of its own (a real server cannot be
+    /// told to close a kept-alive connection at a given moment): answers
+    /// one request on its first connection, closes that connection when
+    /// told to and says so, then answers on the next connection. Returns
+    /// its authority, the two signals and how many requests it answered.
+    fn closing_on_demand() -> (
+        Authority,
+        std::sync::mpsc::Sender<()>,
+        std::sync::mpsc::Receiver<()>,
+        Arc<AtomicUsize>,
+    ) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let (close, closing) = std::sync::mpsc::channel::<()>();
+        let (closed, on_closed) = std::sync::mpsc::channel::<()>();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&answered);
+        std::thread::spawn(move || {
+            let answer = |stream: &mut std::net::TcpStream| {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).unwrap_or(0) == 0 {
+                        return false;
+                    }
+                    head.push(byte[0]);
+                }
+                // Counted before the answer leaves, so the client never
+                // sees an answer that is not counted yet.
+                counter.fetch_add(1, Ordering::SeqCst);
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .is_ok()
+            };
+            let Ok((mut first, _)) = listener.accept() else {
+                return;
+            };
+            answer(&mut first);
+            let _ = closing.recv();
+            let _ = first.shutdown(std::net::Shutdown::Both);
+            drop(first);
+            let _ = closed.send(());
+            while let Ok((mut next, _)) = listener.accept() {
+                while answer(&mut next) {}
+            }
+        });
+        (authority, close, on_closed, answered)
+    }
+
+    /// Sends `method` on a pooled connection that the server closes while
+    /// the connection's task cannot run (this test's runtime has one
+    /// thread, and it blocks): hyper writes the request, then reads the
+    /// close. Returns the outcome and how many requests the server answered.
+    async fn on_a_connection_closing_under_it(method: Method) -> (Result<Bytes, String>, usize) {
+        let (authority, close, closed, answered) = closing_on_demand();
+        let pool = Pool::default();
+        let response = pool.send(&authority, get(&authority)).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        settle().await; // back in the pool, idle
+        close.send(()).unwrap();
+        closed.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let mut request = get(&authority);
+        *request.method_mut() = method;
+        let outcome = match pool.send(&authority, request).await {
+            Ok(response) => Ok(read(response).await),
+            Err(error) => Err(error.to_string()),
+        };
+        (outcome, answered.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_idempotent_request_written_as_the_server_closed_is_sent_again() {
+        let (outcome, answered) = on_a_connection_closing_under_it(Method::GET).await;
+        assert_eq!(outcome, Ok(Bytes::from_static(b"ok")));
+        assert_eq!(answered, 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_post_written_as_the_server_closed_is_not_sent_again() {
+        let (outcome, answered) = on_a_connection_closing_under_it(Method::POST).await;
+        let error = outcome.unwrap_err();
+        assert!(
+            error.contains("connection closed before message completed"),
+            "{error}"
+        );
+        assert_eq!(answered, 1);
     }
 
     #[tokio::test]
