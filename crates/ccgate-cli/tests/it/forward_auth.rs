@@ -421,6 +421,9 @@ async fn the_endpoint_answers_with_the_upstream_headers() {
         .unwrap();
     assert_eq!(response.status(), 200);
 
+    ccgate
+        .until_printed(r#""ServiceName":"forward-auth@internal""#)
+        .await;
     no_secret_in(&ccgate, &token);
     let log = ccgate.stdout();
     assert!(

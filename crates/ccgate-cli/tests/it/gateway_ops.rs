@@ -55,6 +55,15 @@ struct Running {
 }
 
 async fn start(claims: &str) -> Running {
+    start_by(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ccgate")),
+        claims,
+    )
+    .await
+}
+
+/// As [`start`], running ccgate through `command` (see [`Ccgate::start_by`]).
+async fn start_by(command: tokio::process::Command, claims: &str) -> Running {
     let (idp, echo) = (Idp::start().await, Echo::start().await);
     let (web, internal) = (free_port(), free_port());
     let dir = TempDir::new();
@@ -64,7 +73,7 @@ async fn start(claims: &str) -> Running {
         "conf.d/api.yaml",
         &dynamic(idp.token_endpoint(), &echo.url, claims),
     );
-    let ccgate = Ccgate::start(&path, &[("web", web), ("internal", internal)]).await;
+    let ccgate = Ccgate::start_by(command, &path, &[("web", web), ("internal", internal)]).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     Running {
         idp,
@@ -137,6 +146,8 @@ async fn ping_metrics_and_the_access_log() {
         assert!(text.contains(series), "missing {series}:\n{text}");
     }
 
+    r.ccgate.until_printed(r#""DownstreamStatus":200"#).await;
+    r.ccgate.until_printed(r#""DownstreamStatus":403"#).await;
     let log = r.ccgate.stdout();
     let records: Vec<serde_json::Value> = log
         .lines()
@@ -194,25 +205,16 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
     assert_eq!(r.ccgate.wait(Duration::from_secs(15)).await, Some(0));
 }
 
-/// Starts ccgate on the `web` route of [`dynamic`] through `command`,
-/// sends 40 concurrent requests and returns how many workers it logged.
+/// Starts ccgate through `command`, sends 40 concurrent requests on its
+/// `web` route and returns how many workers it logged.
 async fn workers_serving_40_requests(command: tokio::process::Command) -> usize {
-    let (idp, echo) = (Idp::start().await, Echo::start().await);
-    let (web, internal) = (free_port(), free_port());
-    let dir = TempDir::new();
-    std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
-    let path = dir.write("ccgate.yaml", &config(web, internal, "conf.d"));
-    dir.write(
-        "conf.d/api.yaml",
-        &dynamic(idp.token_endpoint(), &echo.url, "Equals(`grp`, `admin`)"),
-    );
-    let ccgate = Ccgate::start_by(command, &path, &[("web", web), ("internal", internal)]).await;
-    ccgate.until_logged("serving").await;
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = start_by(command, "Equals(`grp`, `admin`)").await;
+    r.ccgate.until_logged("serving").await;
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..40 {
-        let call = client
-            .get(format!("{}/v1/{i}", ccgate.url("web")))
+        let call = r
+            .client
+            .get(format!("{}/v1/{i}", r.ccgate.url("web")))
             .header("authorization", basic("basic-client", "basic-secret"))
             .send();
         calls.spawn(call);
@@ -220,8 +222,8 @@ async fn workers_serving_40_requests(command: tokio::process::Command) -> usize 
     while let Some(response) = calls.join_next().await {
         assert_eq!(response.unwrap().unwrap().status(), 200);
     }
-    assert_eq!(idp.stats().await.total, 1, "the workers share one token");
-    let log = ccgate.stderr();
+    assert_eq!(r.idp.stats().await.total, 1, "the workers share one token");
+    let log = r.ccgate.stderr();
     let line = log
         .lines()
         .find(|line| line.contains("serving"))

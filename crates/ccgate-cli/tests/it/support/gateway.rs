@@ -144,15 +144,25 @@ impl Ccgate {
 
     /// Waits until standard error contains `text`.
     pub(crate) async fn until_logged(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.stderr().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "ccgate never logged {text:?}:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_contains(|| self.stderr(), text, "logged").await;
+    }
+
+    /// Waits until standard output (the access log, written by a thread of
+    /// its own) contains `text`.
+    pub(crate) async fn until_printed(&self, text: &str) {
+        until_contains(|| self.stdout(), text, "printed").await;
+    }
+}
+
+async fn until_contains(output: impl Fn() -> String, text: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !output().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "ccgate never {what} {text:?}:\n{}",
+            output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
