@@ -124,6 +124,33 @@ async fn a_good_client_gets_through_with_a_bearer_token() {
 }
 
 #[tokio::test]
+async fn an_upstream_401_drops_the_cached_token() {
+    let s = setup(APP_LEVEL).await;
+    let good = basic("basic-client", "basic-secret");
+    let (status, _, _) = s.get("/v1/a", &[("authorization", &good)]).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = s.get("/v1/a", &[("authorization", &good)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        s.idp.stats().await.total,
+        1,
+        "the second request hit the cache"
+    );
+    // The upstream refuses the token: its 401 goes back to the caller, and
+    // the next request fetches a new token.
+    let (status, _, _) = s
+        .get(
+            "/v1/a",
+            &[("authorization", &good), ("x-upstream-status", "401")],
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = s.get("/v1/a", &[("authorization", &good)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(s.idp.stats().await.total, 2);
+}
+
+#[tokio::test]
 async fn every_denial_row_is_answered_by_ccgate() {
     let s = setup(APP_LEVEL).await;
     let (status, headers, _) = s.get("/v1/x", &[]).await;
