@@ -13,9 +13,9 @@ use hyper::body::Incoming;
 
 use super::access_log::{AccessLog, Record};
 use super::metrics::{CONTENT_TYPE, GatewayMetrics, StatusCounters};
-use super::proxy::{Origin, UpstreamClient};
+use super::proxy::Origin;
 use super::routing::{Route, Routing, Target};
-use super::upstream::UpstreamBody;
+use super::upstream::{UpstreamBody, UpstreamPool};
 
 /// What the gateway answers with: the upstream's streamed body, or its own.
 pub(crate) type Body = Either<UpstreamBody, Full<Bytes>>;
@@ -89,10 +89,10 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 
 impl Gateway {
     /// Answers `request`, received on `entry_point` from `origin`; a
-    /// service's servers are reached through `client`.
+    /// service's servers are reached through the worker's `upstream` pool.
     pub(crate) async fn handle(
         &self,
-        client: &UpstreamClient,
+        upstream: &Arc<UpstreamPool>,
         entry_point: &str,
         origin: &Origin,
         request: Request<Incoming>,
@@ -100,7 +100,7 @@ impl Gateway {
         let mut taken = Taken::default();
         let received = self.access_log.as_ref().map(|_| Received::of(&request));
         let response = self
-            .respond(client, entry_point, origin, request, &mut taken)
+            .respond(upstream, entry_point, origin, request, &mut taken)
             .await;
         if let (Some(log), Some(received)) = (&self.access_log, received) {
             log.log(&Record {
@@ -126,7 +126,7 @@ impl Gateway {
 
     async fn respond(
         &self,
-        client: &UpstreamClient,
+        upstream: &Arc<UpstreamPool>,
         entry_point: &str,
         origin: &Origin,
         request: Request<Incoming>,
@@ -194,7 +194,7 @@ impl Gateway {
                 // Only the access log reads the clock (two reads per request).
                 let sent = self.access_log.is_some().then(Instant::now);
                 let forwarded = service
-                    .forward(client, Request::from_parts(parts, body), origin)
+                    .forward(upstream, Request::from_parts(parts, body), origin)
                     .await;
                 if let Some(sent) = sent {
                     taken.origin_duration = sent.elapsed();

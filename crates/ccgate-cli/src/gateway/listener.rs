@@ -180,7 +180,7 @@ where
             } = &*connection;
             let response = worker
                 .gateway
-                .handle(&worker.client, entry_point, origin, request)
+                .handle(&worker.upstream, entry_point, origin, request)
                 .await;
             Ok::<_, std::convert::Infallible>(response)
         }

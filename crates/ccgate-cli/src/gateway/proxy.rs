@@ -13,9 +13,6 @@ use hyper::body::Incoming;
 
 use super::upstream::{RequestBody, UpstreamBody, UpstreamPool};
 
-/// The upstream connections of one worker.
-pub(crate) type UpstreamClient = Arc<UpstreamPool>;
-
 /// A service: its servers, taken in turn.
 #[derive(Debug)]
 pub(crate) struct Service {
@@ -85,7 +82,7 @@ impl Service {
     /// `None` when the server cannot be reached (the caller answers 502).
     pub(crate) async fn forward(
         &self,
-        client: &UpstreamClient,
+        upstream: &Arc<UpstreamPool>,
         mut request: Request<Incoming>,
         origin: &Origin,
     ) -> Option<Response<UpstreamBody>> {
@@ -107,7 +104,7 @@ impl Service {
             _ => server.host.clone(),
         };
         headers.insert(header::HOST, host);
-        match client
+        match upstream
             .send(&server.authority, request.map(RequestBody::Caller))
             .await
         {

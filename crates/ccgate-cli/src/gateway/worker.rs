@@ -23,13 +23,13 @@ use tokio::sync::{mpsc, watch};
 
 use super::handler::Gateway;
 use super::listener::EntryPoint;
-use super::proxy::UpstreamClient;
+use super::upstream::UpstreamPool;
 
 /// What one worker's connections use.
 pub(crate) struct Worker {
     pub(crate) gateway: Arc<Gateway>,
     /// This worker's pool of upstream connections.
-    pub(crate) client: UpstreamClient,
+    pub(crate) upstream: Arc<UpstreamPool>,
 }
 
 /// The running workers.
@@ -82,7 +82,7 @@ pub(crate) fn start(
                 runtime.block_on(async move {
                     let worker = Arc::new(Worker {
                         gateway,
-                        client: UpstreamClient::default(),
+                        upstream: Arc::default(),
                     });
                     let accepting: Vec<_> = own
                         .into_iter()
