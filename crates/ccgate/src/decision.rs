@@ -75,11 +75,6 @@ impl Rules {
         }
     }
 
-    /// The names of the forwarded headers, which callers may not send.
-    pub fn forwarded_names(&self) -> impl Iterator<Item = &HeaderName> {
-        self.forward_headers.iter().map(|(name, _)| name)
-    }
-
     /// Decides for `access_token`.
     #[must_use]
     pub fn decide(&self, access_token: &str) -> Decision {

@@ -5,8 +5,9 @@
 //!
 //! - [`options`]: the configuration, with Traefik Hub's field names;
 //! - [`Middleware`]: built from the options, it authorizes requests —
-//!   credentials ([`credentials`]), a cached token ([`source`], [`store`],
-//!   [`token`]) and its claims ([`claims`], [`decision`]);
+//!   credentials ([`credentials`]), a token from the endpoint ([`token`]),
+//!   cached (sealing in [`store`]), and its claims ([`claims`],
+//!   [`decision`]);
 //! - [`layer`]: a `tower::Layer` for axum, hyper or tonic services;
 //! - [`metrics`]: Prometheus metrics on a registry you own;
 //! - [`expr`]: the expression language shared by claims and router rules.
@@ -22,7 +23,8 @@ pub mod layer;
 pub mod metrics;
 pub mod middleware;
 pub mod options;
-pub mod source;
+mod pem;
+mod source;
 pub mod store;
 pub mod token;
 

@@ -14,8 +14,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::handler::Gateway;
 use super::proxy::Origin;
-use super::worker::Worker;
+use super::upstream::UpstreamPool;
 use crate::config::{self, TlsFiles};
 
 /// Time a client has to send a request's headers (slow-loris guard).
@@ -87,12 +88,14 @@ impl EntryPoint {
         })
     }
 
-    /// Accepts connections on this worker until `stop` turns true; every
+    /// Accepts connections until `stop` turns true, serving their requests
+    /// with `gateway` and the calling worker's `upstream` pool; every
     /// connection is watched by `graceful` so that shutdown can wait for
     /// it.
     pub(crate) async fn serve(
         self,
-        worker: Arc<Worker>,
+        gateway: Arc<Gateway>,
+        upstream: Arc<UpstreamPool>,
         graceful: Arc<GracefulShutdown>,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -118,8 +121,9 @@ impl EntryPoint {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (worker, name, tls, builder) = (
-                Arc::clone(&worker),
+            let (gateway, upstream, name, tls, builder) = (
+                Arc::clone(&gateway),
+                Arc::clone(&upstream),
                 Arc::clone(&self.name),
                 self.tls.clone(),
                 Arc::clone(&builder),
@@ -127,7 +131,8 @@ impl EntryPoint {
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let connection = Arc::new(Connection {
-                    worker,
+                    gateway,
+                    upstream,
                     entry_point: name,
                     origin: Origin::new(client, tls.is_some()),
                 });
@@ -155,7 +160,9 @@ impl EntryPoint {
 
 /// What every request on one connection shares.
 struct Connection {
-    worker: Arc<Worker>,
+    gateway: Arc<Gateway>,
+    /// The pool of the worker that accepted the connection.
+    upstream: Arc<UpstreamPool>,
     entry_point: Arc<str>,
     origin: Origin,
 }
@@ -174,14 +181,12 @@ where
         let connection = Arc::clone(&connection);
         async move {
             let Connection {
-                worker,
+                gateway,
+                upstream,
                 entry_point,
                 origin,
             } = &*connection;
-            let response = worker
-                .gateway
-                .handle(&worker.upstream, entry_point, origin, request)
-                .await;
+            let response = gateway.handle(upstream, entry_point, origin, request).await;
             Ok::<_, std::convert::Infallible>(response)
         }
     });

@@ -25,13 +25,6 @@ use super::handler::Gateway;
 use super::listener::EntryPoint;
 use super::upstream::UpstreamPool;
 
-/// What one worker's connections use.
-pub(crate) struct Worker {
-    pub(crate) gateway: Arc<Gateway>,
-    /// This worker's pool of upstream connections.
-    pub(crate) upstream: Arc<UpstreamPool>,
-}
-
 /// The running workers.
 pub(crate) struct Workers {
     threads: Vec<JoinHandle<()>>,
@@ -80,15 +73,14 @@ pub(crate) fn start(
             .name(format!("ccgate-worker-{index}"))
             .spawn(move || {
                 runtime.block_on(async move {
-                    let worker = Arc::new(Worker {
-                        gateway,
-                        upstream: Arc::default(),
-                    });
+                    // This worker's own pool of upstream connections.
+                    let upstream = Arc::new(UpstreamPool::default());
                     let accepting: Vec<_> = own
                         .into_iter()
                         .map(|entry_point| {
                             tokio::spawn(entry_point.serve(
-                                Arc::clone(&worker),
+                                Arc::clone(&gateway),
+                                Arc::clone(&upstream),
                                 Arc::clone(&graceful),
                                 stop.clone(),
                             ))

@@ -13,11 +13,11 @@ use crate::credentials::Credentials;
 use crate::decision::Rules;
 use crate::metrics::Metrics;
 use crate::options::{Options, OptionsError};
-use crate::source::MAX_WAIT;
 use crate::source::TokenSource;
 use crate::store::key::{KeyDeriver, KeyMaterial};
 use crate::store::memory::{DEFAULT_MAX_ENTRIES, Memory};
-use crate::store::redis::Redis;
+#[cfg(feature = "redis")]
+use crate::store::redis::{MAX_WAIT, Redis};
 use crate::store::seal::Sealer;
 use crate::token::{BuildError, Endpoint, EndpointSettings, TlsSettings};
 
@@ -117,23 +117,14 @@ impl Builder {
             .transpose()
             .map_err(|error| OptionsError::new("store.secret", error.to_string()))?;
         let metrics = self.metrics.unwrap_or_else(Metrics::unregistered);
-        let redis = match &options.store.redis {
-            Some(redis) => Some(Redis::new(
-                redis,
-                &options.store.key_prefix,
-                sealer,
-                lock_wait(&options),
-                &self.name,
-                metrics.redis_handles(&self.name),
-            )?),
-            None => None,
-        };
+        let redis = redis_store(&options, sealer, &self.name, &metrics)?;
+        let shared = redis.is_some();
         // Replicas sharing Redis must derive the same keys: from the
         // secret, or else from a public key (see `store::key`).
-        let material = match (secret, &redis) {
+        let material = match (secret, shared) {
             (Some(secret), _) => KeyMaterial::Secret(secret),
-            (None, Some(_)) => KeyMaterial::Public,
-            (None, None) => KeyMaterial::PerProcess,
+            (None, true) => KeyMaterial::Public,
+            (None, false) => KeyMaterial::PerProcess,
         };
         let keys = KeyDeriver::new(
             material,
@@ -146,15 +137,14 @@ impl Builder {
         // With Redis the tokens live on in the shared tier, so a reload
         // simply builds a new source.
         let source = match self.previous {
-            Some(previous)
-                if redis.is_none() && previous.inner.token_settings == token_settings =>
-            {
+            Some(previous) if !shared && previous.inner.token_settings == token_settings => {
                 previous.inner.source.clone()
             }
             _ => TokenSource::new(
                 endpoint,
                 keys,
                 Memory::new(self.max_entries),
+                #[cfg(feature = "redis")]
                 redis,
                 metrics.handles(&self.name),
             ),
@@ -212,11 +202,47 @@ fn fingerprint(options: &Options, name: &str, max_entries: u64) -> [u8; 32] {
     hash
 }
 
-/// How long a replica waits for another one's token (and how long a lock
-/// lives): the per-attempt timeout of the token endpoint, capped at
-/// [`MAX_WAIT`].
-fn lock_wait(options: &Options) -> Duration {
-    Duration::from_secs(options.client_config.timeout_seconds).min(MAX_WAIT)
+/// The Redis store of `store.redis`, if set, sealing with `sealer`.
+#[cfg(feature = "redis")]
+fn redis_store(
+    options: &Options,
+    sealer: Option<Sealer>,
+    name: &str,
+    metrics: &Metrics,
+) -> Result<Option<Redis>, OptionsError> {
+    let Some(redis) = &options.store.redis else {
+        return Ok(None);
+    };
+    // A replica waits for another one's token (and a lock lives) for the
+    // per-attempt timeout of the token endpoint, capped at MAX_WAIT.
+    let wait = Duration::from_secs(options.client_config.timeout_seconds).min(MAX_WAIT);
+    let store = Redis::new(
+        redis,
+        &options.store.key_prefix,
+        sealer,
+        wait,
+        name,
+        metrics.redis_handles(name),
+    )?;
+    Ok(Some(store))
+}
+
+/// Without the `redis` feature, `store.redis` is a configuration error:
+/// silently caching per process would break what replicas rely on.
+#[cfg(not(feature = "redis"))]
+fn redis_store(
+    options: &Options,
+    _sealer: Option<Sealer>,
+    _name: &str,
+    _metrics: &Metrics,
+) -> Result<Option<std::convert::Infallible>, OptionsError> {
+    match options.store.redis {
+        Some(_) => Err(OptionsError::new(
+            "store.redis",
+            "this build of ccgate has no Redis store (cargo feature `redis` is off)",
+        )),
+        None => Ok(None),
+    }
 }
 
 fn gateway_credentials(options: &Options) -> Result<Option<Credentials>, OptionsError> {

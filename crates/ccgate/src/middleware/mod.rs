@@ -35,7 +35,8 @@ use crate::credentials::{BasicError, Credentials};
 use crate::decision::{Decision, Rules};
 use crate::denial::Denial;
 use crate::options::{Options, OptionsError};
-use crate::source::{Entry, TokenSource};
+use crate::source::TokenSource;
+use crate::store::entry::Entry;
 use crate::store::key::CacheKey;
 use crate::token::CredentialsLevel;
 
@@ -138,12 +139,6 @@ impl Middleware {
     /// cached), so the next request gets a new one.
     pub async fn upstream_rejected(&self, grant: &Grant) {
         self.inner.source.forget(grant.key, &grant.entry).await;
-    }
-
-    /// The token source, for inspection.
-    #[must_use]
-    pub fn source(&self) -> &TokenSource {
-        &self.inner.source
     }
 }
 

@@ -16,26 +16,12 @@
 //! # With Redis
 //!
 //! The memory store stays in front. Its fetch (still one per key per
-//! process) becomes a load from the shared tier:
-//! 1. read Redis: a usable token there is used (`tier="redis"` hit);
-//! 2. else take the key's lock (`SET NX PX`), fetch, write the token
-//!    (`PX` = its remaining usable time), release the lock;
-//! 3. if another replica holds the lock, poll Redis every
-//!    [`POLL_INTERVAL`] for its token, for at most the wait bound
-//!    (`clientConfig.timeoutSeconds`, capped at [`MAX_WAIT`]); if its lock
-//!    goes away without a token, try to take it; when the wait runs out,
-//!    fetch anyway — a slow token endpoint or a dead replica never makes a
-//!    caller fail;
-//! 4. if Redis fails at any step, fetch (and serve) without it.
-//!
-//! So N replicas missing on one key at once make one token request when
-//! the token endpoint answers within the wait bound. A background refresh
-//! takes the same path, accepting from Redis only a token newer than the
-//! one it replaces (another replica's refresh), and writes both tiers.
-//! [`TokenSource::forget`] deletes the Redis entry too, if it still holds
-//! the same stored value.
-
-pub(crate) mod entry;
+//! process) becomes a read-through of the shared tier
+//! (`store::redis::Redis::read_through`), which coordinates replicas so
+//! that a cold key costs about one token request in all. A background
+//! refresh takes the same path, accepting from Redis only a token newer
+//! than the one it replaces. [`TokenSource::forget`] deletes the Redis
+//! entry too, if it still holds the same stored value.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,14 +30,13 @@ use futures_util::FutureExt as _;
 use moka::future::Cache;
 use secrecy::ExposeSecret;
 
-pub(crate) use entry::StoreTag;
-pub use entry::{DEFAULT_LIFETIME, Entry, MAX_MARGIN, MAX_REFRESH_AHEAD, Unusable, WallTimes};
-
 use crate::credentials::Credentials;
 use crate::decision::Rules;
 use crate::metrics::Handles;
+use crate::store::entry::{Entry, Unusable};
 use crate::store::key::{CacheKey, KeyDeriver};
 use crate::store::memory::{Fetched, Memory};
+#[cfg(feature = "redis")]
 use crate::store::redis::Redis;
 use crate::token::{Endpoint, FetchError};
 
@@ -59,7 +44,7 @@ use crate::token::{Endpoint, FetchError};
 /// turn every request into a token request, and a fixed one works again
 /// within seconds. The key includes the secret, so the right secret is
 /// never blocked by a wrong one.
-pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+pub(crate) const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
 /// Bound on remembered rejections.
 const MAX_REJECTIONS: u64 = 10_000;
@@ -68,16 +53,9 @@ const MAX_REJECTIONS: u64 = 10_000;
 /// another (the current token is still served meanwhile).
 const REFRESH_RETRY: Duration = Duration::from_secs(1);
 
-/// Longest wait for another replica's token (the wait bound is
-/// `clientConfig.timeoutSeconds`, capped at this).
-pub const MAX_WAIT: Duration = Duration::from_secs(2);
-
-/// How often a waiting replica looks for another one's token.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
-
 /// Tokens for one middleware: its endpoint, key deriver and stores.
 #[derive(Clone)]
-pub struct TokenSource {
+pub(crate) struct TokenSource {
     inner: Arc<Inner>,
 }
 
@@ -85,6 +63,7 @@ struct Inner {
     endpoint: Endpoint,
     keys: KeyDeriver,
     memory: Memory,
+    #[cfg(feature = "redis")]
     redis: Option<Redis>,
     rejected: Cache<CacheKey, Arc<FetchError>>,
     metrics: Handles,
@@ -95,7 +74,7 @@ impl TokenSource {
         endpoint: Endpoint,
         keys: KeyDeriver,
         memory: Memory,
-        redis: Option<Redis>,
+        #[cfg(feature = "redis")] redis: Option<Redis>,
         metrics: Handles,
     ) -> Self {
         let rejected = Cache::builder()
@@ -107,6 +86,7 @@ impl TokenSource {
                 endpoint,
                 keys,
                 memory,
+                #[cfg(feature = "redis")]
                 redis,
                 rejected,
                 metrics,
@@ -121,7 +101,7 @@ impl TokenSource {
     ///
     /// The token endpoint's error, possibly remembered from a recent
     /// rejection of the same credentials.
-    pub async fn token(
+    pub(crate) async fn token(
         &self,
         credentials: &Credentials,
         rules: &Arc<Rules>,
@@ -159,8 +139,9 @@ impl TokenSource {
     /// Drops the entry under `key` if it still holds `entry`, from memory
     /// and from Redis (if Redis still holds the value this replica read
     /// or wrote for it: a newer token stored by another replica stays).
-    pub async fn forget(&self, key: CacheKey, entry: &Arc<Entry>) {
+    pub(crate) async fn forget(&self, key: CacheKey, entry: &Arc<Entry>) {
         self.inner.memory.remove_if_same(key, entry).await;
+        #[cfg(feature = "redis")]
         if let Some(redis) = &self.inner.redis {
             redis.remove_if_same(&key, entry).await;
         }
@@ -192,18 +173,12 @@ impl TokenSource {
             }
         });
     }
-
-    /// How many tokens the memory store holds (approximate).
-    #[must_use]
-    pub fn cached(&self) -> u64 {
-        self.inner.memory.len()
-    }
 }
 
 impl Inner {
     /// A token for `key` after a memory miss, or to replace `current` (a
-    /// refresh): from Redis when it holds one, else fetched, with the
-    /// replicas coordinated as the module docs say.
+    /// refresh): read through Redis when there is a Redis store, else
+    /// fetched.
     async fn load(
         self: Arc<Self>,
         key: CacheKey,
@@ -211,78 +186,15 @@ impl Inner {
         rules: Arc<Rules>,
         current: Option<Arc<Entry>>,
     ) -> Fetched {
-        let Some(redis) = &self.redis else {
-            return self.fetch(key, credentials, rules).await;
-        };
-        // A refresh wants a newer token than the one it replaces.
-        let wanted = |entry: &Entry| {
-            current.as_ref().is_none_or(|current| {
-                entry.access_token() != current.access_token()
-                    && entry.expires_at() > current.expires_at()
-            })
-        };
-        match redis.read(&key, &rules).await {
-            Ok(Some(entry)) if wanted(&entry) => {
-                redis.metrics.hit.inc();
-                return Ok(Arc::new(entry));
-            }
-            Ok(_) => {
-                redis.metrics.miss.inc();
-            }
-            Err(_) => {
-                return Arc::clone(&self)
-                    .fetch_and_store(key, credentials, rules)
-                    .await;
-            }
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            let fetch = || Arc::clone(&self).fetch(key, credentials, Arc::clone(&rules));
+            return redis
+                .read_through(&key, &rules, current.as_deref(), fetch)
+                .await;
         }
-        let deadline = Instant::now() + redis.wait();
-        'lock: loop {
-            match redis.try_lock(&key).await {
-                Ok(Some(lock)) => {
-                    let fetched = Arc::clone(&self)
-                        .fetch_and_store(key, credentials, rules)
-                        .await;
-                    redis.unlock(lock).await;
-                    return fetched;
-                }
-                Ok(None) => {}
-                Err(_) => break 'lock,
-            }
-            // Another replica is fetching: wait for its token.
-            loop {
-                if Instant::now() + POLL_INTERVAL > deadline {
-                    break 'lock;
-                }
-                tokio::time::sleep(POLL_INTERVAL).await;
-                match redis.read(&key, &rules).await {
-                    Ok(Some(entry)) if wanted(&entry) => return Ok(Arc::new(entry)),
-                    Ok(_) => {}
-                    Err(_) => break 'lock,
-                }
-                match redis.is_locked(&key).await {
-                    Ok(true) => {}
-                    Ok(false) => continue 'lock, // it gave up without a token
-                    Err(_) => break 'lock,
-                }
-            }
-        }
-        Arc::clone(&self)
-            .fetch_and_store(key, credentials, rules)
-            .await
-    }
-
-    /// A token request whose token is then written to Redis (if any).
-    async fn fetch_and_store(
-        self: Arc<Self>,
-        key: CacheKey,
-        credentials: Credentials,
-        rules: Arc<Rules>,
-    ) -> Fetched {
-        let fetched = Arc::clone(&self).fetch(key, credentials, rules).await;
-        if let (Ok(entry), Some(redis)) = (&fetched, &self.redis) {
-            let _ = redis.write(&key, entry).await;
-        }
-        fetched
+        let _ = current; // without Redis, a refresh simply fetches
+        Arc::clone(&self).fetch(key, credentials, rules).await
     }
 
     /// One token request, timed and counted; a rejection is remembered.
@@ -336,9 +248,10 @@ fn unusable(why: Unusable) -> FetchError {
 
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSource")
-            .field("memory", &self.inner.memory)
-            .field("redis", &self.inner.redis)
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("TokenSource");
+        debug.field("memory", &self.inner.memory);
+        #[cfg(feature = "redis")]
+        debug.field("redis", &self.inner.redis);
+        debug.finish_non_exhaustive()
     }
 }

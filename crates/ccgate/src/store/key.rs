@@ -26,7 +26,7 @@ use crate::credentials::Credentials;
 
 /// Where the HMAC key comes from.
 #[derive(Clone, Copy)]
-pub enum KeyMaterial<'a> {
+pub(crate) enum KeyMaterial<'a> {
     /// Derived from `store.secret`.
     Secret(&'a [u8]),
     /// Random, for a store that lives in this process only.
@@ -52,7 +52,7 @@ const KEY_LABEL: &[u8] = b"ccgate cache key v1";
 /// Derives [`CacheKey`]s for one middleware: the parts that do not depend
 /// on the caller are hashed once, when it is built.
 #[derive(Clone)]
-pub struct KeyDeriver {
+pub(crate) struct KeyDeriver {
     prefilled: hmac::Context,
 }
 
@@ -64,7 +64,7 @@ impl KeyDeriver {
     ///
     /// Only if the system's random source fails ([`KeyMaterial::PerProcess`]).
     #[must_use]
-    pub fn new(
+    pub(crate) fn new(
         material: KeyMaterial<'_>,
         url: &str,
         audience: &str,
@@ -98,7 +98,7 @@ impl KeyDeriver {
 
     /// The key of `credentials`' token.
     #[must_use]
-    pub fn derive(&self, credentials: &Credentials) -> CacheKey {
+    pub(crate) fn derive(&self, credentials: &Credentials) -> CacheKey {
         let mut context = self.prefilled.clone();
         update(&mut context, credentials.id().as_bytes());
         update(
@@ -125,23 +125,17 @@ fn update(context: &mut hmac::Context, part: &[u8]) {
 
 /// The key of one cached token: 32 bytes of HMAC-SHA-256.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CacheKey([u8; 32]);
+pub(crate) struct CacheKey([u8; 32]);
 
 impl CacheKey {
     /// The key as written to a shared store: `prefix` then the hash in
     /// unpadded base64url (43 characters).
     #[must_use]
-    pub fn store_key(&self, prefix: &str) -> String {
+    pub(crate) fn store_key(&self, prefix: &str) -> String {
         let mut key = String::with_capacity(prefix.len() + 43);
         key.push_str(prefix);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(self.0, &mut key);
         key
-    }
-
-    /// The raw hash.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
     }
 }
 

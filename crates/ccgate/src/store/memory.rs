@@ -24,12 +24,12 @@ use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::Op;
 
+use super::entry::Entry;
 use super::key::CacheKey;
-use crate::source::Entry;
 use crate::token::FetchError;
 
 /// The outcome of one fetch, shared by every caller waiting for it.
-pub type Fetched = Result<Arc<Entry>, Arc<FetchError>>;
+pub(crate) type Fetched = Result<Arc<Entry>, Arc<FetchError>>;
 
 type Flight = Shared<BoxFuture<'static, Fetched>>;
 
@@ -37,11 +37,11 @@ type Flight = Shared<BoxFuture<'static, Fetched>>;
 /// JWT (measured: docs/benchmarks.md, scenario i), 100,000 tokens hold
 /// about 140–200 MiB, depending on the allocator; the least recently used
 /// go first.
-pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+pub(crate) const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 
 /// Tokens cached in this process.
 #[derive(Clone)]
-pub struct Memory {
+pub(crate) struct Memory {
     tokens: Cache<CacheKey, Arc<Entry>>,
     in_flight: Arc<Mutex<HashMap<CacheKey, Flight>>>,
 }
@@ -73,7 +73,7 @@ impl Expiry<CacheKey, Arc<Entry>> for UntilTokenExpiry {
 impl Memory {
     /// A store holding at most `max_entries` tokens.
     #[must_use]
-    pub fn new(max_entries: u64) -> Self {
+    pub(crate) fn new(max_entries: u64) -> Self {
         Self {
             tokens: Cache::builder()
                 .max_capacity(max_entries)
@@ -84,7 +84,7 @@ impl Memory {
     }
 
     /// The entry under `key`, if present and fresh.
-    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+    pub(crate) async fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
         self.tokens
             .get(key)
             .await
@@ -98,7 +98,7 @@ impl Memory {
     /// # Errors
     ///
     /// The fetch's error, shared by every caller that waited for it.
-    pub async fn get_or_fetch<F>(&self, key: CacheKey, fetch: F) -> Fetched
+    pub(crate) async fn get_or_fetch<F>(&self, key: CacheKey, fetch: F) -> Fetched
     where
         F: Future<Output = Fetched> + Send + 'static,
     {
@@ -153,13 +153,13 @@ impl Memory {
     }
 
     /// Stores `entry` under `key`, replacing any other.
-    pub async fn insert(&self, key: CacheKey, entry: Arc<Entry>) {
+    pub(crate) async fn insert(&self, key: CacheKey, entry: Arc<Entry>) {
         self.tokens.insert(key, entry).await;
     }
 
     /// Removes the entry under `key` if it is still `entry` (not a newer
     /// token that replaced it meanwhile).
-    pub async fn remove_if_same(&self, key: CacheKey, entry: &Arc<Entry>) {
+    pub(crate) async fn remove_if_same(&self, key: CacheKey, entry: &Arc<Entry>) {
         self.tokens
             .entry(key)
             .and_compute_with(|current| {
@@ -171,14 +171,8 @@ impl Memory {
 
     /// How many tokens are cached (approximate, as moka counts).
     #[must_use]
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.tokens.entry_count()
-    }
-
-    /// Whether no token is cached (approximate).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -1,6 +1,11 @@
-//! Where tokens are cached: the memory store ([`memory`]), the Redis
-//! store shared by replicas ([`redis`]), and the keys ([`key`]) and
+//! Where tokens are cached: the cached token itself ([`entry`]), the
+//! memory store ([`memory`]), the Redis store shared by replicas
+//! (`redis`, behind the cargo feature `redis`), and the keys ([`key`]) and
 //! sealing ([`seal`]) every store shares.
+//!
+//! The stores sit below the token source ([`crate::source`]), which drives
+//! them; they know entries, keys and the token endpoint's error type, and
+//! nothing above.
 //!
 //! # Example
 //!
@@ -14,7 +19,9 @@
 //! # Ok::<(), ccgate::store::seal::KeyLengthError>(())
 //! ```
 
-pub mod key;
-pub mod memory;
-pub mod redis;
+pub(crate) mod entry;
+pub(crate) mod key;
+pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 pub mod seal;

@@ -53,6 +53,15 @@ impl BuildError {
     }
 }
 
+impl From<crate::pem::PemError> for BuildError {
+    fn from(error: crate::pem::PemError) -> Self {
+        Self::Invalid {
+            field: error.field,
+            reason: error.reason,
+        }
+    }
+}
+
 /// Whose credentials a token request carried, which decides how a
 /// rejection is answered (SPEC §2.1, §2.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

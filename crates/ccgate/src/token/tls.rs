@@ -14,35 +14,23 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::{self, PemObject};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls_platform_verifier::Verifier;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::BuildError;
+use crate::pem::{PemFields, identity, identity_error, trust_anchors};
 
 const CA: &str = "clientConfig.tls.ca";
 const CERT: &str = "clientConfig.tls.cert";
 const KEY: &str = "clientConfig.tls.key";
-
-/// The option names of a CA bundle, a client certificate and its key, for
-/// errors: PEM checks are shared with the Redis store's `tls` options.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PemFields {
-    pub(crate) ca: &'static str,
-    pub(crate) cert: &'static str,
-    pub(crate) key: &'static str,
-}
 
 const CLIENT_CONFIG: PemFields = PemFields {
     ca: CA,
     cert: CERT,
     key: KEY,
 };
-
-/// A PEM client certificate chain and its key.
-pub(crate) type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// The `clientConfig.tls` options: how to reach an `https` token endpoint.
 ///
@@ -77,7 +65,7 @@ pub(super) fn client_config(
 ) -> Result<ClientConfig, BuildError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let extra_roots = match &settings.ca {
-        Some(pem) => trust_anchors(pem, CA)?,
+        Some(pem) => trust_anchors(pem, CLIENT_CONFIG.ca)?,
         None => Vec::new(),
     };
     let identity = identity(
@@ -116,144 +104,11 @@ pub(super) fn client_config(
     let mut config = match identity {
         Some((chain, key)) => builder
             .with_client_auth_cert(chain, key)
-            .map_err(|e| identity_error(&e, KEY))?,
+            .map_err(|e| BuildError::from(identity_error(&e, KEY)))?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Why rustls refused a client certificate and key, as an error on `field`
-/// (the key's option).
-fn identity_error(error: &rustls::Error, field: &'static str) -> BuildError {
-    let reason = match error {
-        rustls::Error::InconsistentKeys(_) => {
-            "the key does not belong to the certificate".to_owned()
-        }
-        other => format!("unusable certificate or key: {other}"),
-    };
-    BuildError::invalid(field, reason)
-}
-
-/// Checks that `identity` is usable for client authentication (the key
-/// belongs to the certificate) with aws-lc-rs, as a TLS client would.
-pub(crate) fn check_identity(identity: Identity, fields: PemFields) -> Result<(), BuildError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| BuildError::Client {
-            detail: e.to_string(),
-        })?
-        .with_root_certificates(RootCertStore::empty())
-        .with_client_auth_cert(identity.0, identity.1)
-        .map_err(|e| identity_error(&e, fields.key))?;
-    Ok(())
-}
-
-/// The certificates of a CA bundle option (`field`), each checked to be a
-/// usable trust anchor.
-pub(crate) fn trust_anchors(
-    pem: &str,
-    field: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, BuildError> {
-    let certs = certificates(pem, field)?;
-    let mut store = RootCertStore::empty();
-    for (index, cert) in certs.iter().enumerate() {
-        store.add(cert.clone()).map_err(|_| {
-            BuildError::invalid(
-                field,
-                format!(
-                    "certificate #{} is not a valid X.509 CA certificate",
-                    index + 1
-                ),
-            )
-        })?;
-    }
-    Ok(certs)
-}
-
-/// The client certificate chain and key, when both are set.
-pub(crate) fn identity(
-    cert: Option<&str>,
-    key: Option<&SecretString>,
-    fields: PemFields,
-) -> Result<Option<Identity>, BuildError> {
-    match (cert, key) {
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(BuildError::invalid(
-            fields.key,
-            format!("missing: {} is set, so its key is needed", fields.cert),
-        )),
-        (None, Some(_)) => Err(BuildError::invalid(
-            fields.cert,
-            format!(
-                "missing: {} is set, so its certificate is needed",
-                fields.key
-            ),
-        )),
-        (Some(cert), Some(key)) => {
-            let chain = certificates(cert, fields.cert)?;
-            let key = private_key(key, fields.key)?;
-            Ok(Some((chain, key)))
-        }
-    }
-}
-
-/// Every `CERTIFICATE` block of `pem`; at least one.
-fn certificates(
-    pem: &str,
-    field: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, BuildError> {
-    if !pem.contains("-----BEGIN ") {
-        return Err(BuildError::invalid(field, NOT_PEM));
-    }
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| BuildError::invalid(field, pem_reason(&e)))?;
-    if certs.is_empty() {
-        return Err(BuildError::invalid(
-            field,
-            "no `-----BEGIN CERTIFICATE-----` block found",
-        ));
-    }
-    Ok(certs)
-}
-
-/// The first private key block of `pem`, the value of `field`.
-fn private_key(
-    pem: &SecretString,
-    field: &'static str,
-) -> Result<PrivateKeyDer<'static>, BuildError> {
-    let pem = pem.expose_secret();
-    if !pem.contains("-----BEGIN ") {
-        return Err(BuildError::invalid(field, NOT_PEM));
-    }
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
-        let reason = match e {
-            pem::Error::NoItemsFound if pem.contains("ENCRYPTED PRIVATE KEY") => {
-                "encrypted private keys are not supported"
-            }
-            pem::Error::NoItemsFound => {
-                "no `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block found"
-            }
-            other => pem_reason(&other),
-        };
-        BuildError::invalid(field, reason)
-    })
-}
-
-const NOT_PEM: &str = "not PEM text (expected `-----BEGIN …-----` blocks; a file path is not read)";
-
-/// A fixed reason for a PEM error: the error's own text may quote a line
-/// of the input, which for a key is key material.
-fn pem_reason(error: &pem::Error) -> &'static str {
-    match error {
-        pem::Error::MissingSectionEnd { .. } => "a PEM block has no `-----END …-----` line",
-        pem::Error::IllegalSectionStart { .. } => "a `-----BEGIN` line is malformed",
-        pem::Error::Base64Decode(_) => "a PEM block is not valid base64",
-        pem::Error::SectionTooLarge => "a PEM block is too large",
-        _ => "not valid PEM",
-    }
 }
 
 /// Verifies server certificates against the platform's roots plus the

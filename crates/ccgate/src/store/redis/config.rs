@@ -11,8 +11,7 @@ use secrecy::ExposeSecret;
 
 use super::link::{CONNECT_TIMEOUT, Mode, RESPONSE_TIMEOUT};
 use crate::options::{OptionsError, RedisOptions, RedisTlsOptions};
-use crate::token::BuildError;
-use crate::token::tls::{PemFields, check_identity, identity, trust_anchors};
+use crate::pem::{PemError, PemFields, check_identity, identity, trust_anchors};
 
 const TLS_FIELDS: PemFields = PemFields {
     ca: "store.redis.tls.caBundle",
@@ -204,10 +203,7 @@ struct Tls {
 }
 
 fn tls(options: &RedisTlsOptions) -> Result<Tls, OptionsError> {
-    let invalid = |error: BuildError| match error {
-        BuildError::Invalid { field, reason } => OptionsError::new(field, reason),
-        other => OptionsError::new("store.redis.tls", other.to_string()),
-    };
+    let invalid = |error: PemError| OptionsError::new(error.field, error.reason);
     if let Some(ca) = &options.ca_bundle {
         trust_anchors(ca, TLS_FIELDS.ca).map_err(invalid)?;
     }

@@ -45,14 +45,14 @@ use redis::{
 };
 
 /// Bound on opening one connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Bound on one command's answer.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// Bound on establishing a Sentinel or Cluster connection.
-pub const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bound on a whole command, connecting included (standalone connects
 /// lazily, in the first command).
-pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(750);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_millis(750);
 /// First back-off of the breaker.
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest back-off of the breaker.

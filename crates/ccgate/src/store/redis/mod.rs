@@ -14,15 +14,15 @@
 //!
 //! # Failures
 //!
-//! Every operation is bounded ([`CONNECT_TIMEOUT`], [`RESPONSE_TIMEOUT`],
-//! [`COMMAND_TIMEOUT`], [`ESTABLISH_TIMEOUT`]); a failed one is counted in
+//! Every operation is bounded (`link`'s connect, response, command and
+//! establish timeouts); a failed one is counted in
 //! `ccgate_store_errors_total{store="redis"}`, logged at most once per
 //! [`WARN_INTERVAL`] per middleware (with the count of the ones not
 //! logged), and otherwise absorbed: the caller goes on as on a miss, to
 //! the token endpoint.
 //!
-//! See `docs/redis.md` for the options, the value format and the
-//! coordination of replicas ([`crate::source`]).
+//! See `docs/redis.md` for the options and the value format, and
+//! [`read_through`] for the coordination of replicas.
 //!
 //! # Example
 //!
@@ -53,6 +53,7 @@
 
 mod config;
 mod link;
+mod read_through;
 mod record;
 
 use std::future::Future;
@@ -63,7 +64,7 @@ use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use redis::Script;
 
-pub use link::{COMMAND_TIMEOUT, CONNECT_TIMEOUT, ESTABLISH_TIMEOUT, RESPONSE_TIMEOUT};
+pub(crate) use read_through::MAX_WAIT;
 
 use self::link::{Failure, Link};
 use super::key::CacheKey;
@@ -71,10 +72,10 @@ use super::seal::Sealer;
 use crate::decision::Rules;
 use crate::metrics::RedisHandles;
 use crate::options::{OptionsError, RedisOptions};
-use crate::source::{Entry, StoreTag};
+use crate::store::entry::{Entry, StoreTag};
 
 /// At most one warning per this interval per middleware.
-pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Deletes the lock in `KEYS[1]` only if it still holds this holder's
 /// value: a lock that expired and was taken by another is left alone.
@@ -103,12 +104,12 @@ pub(crate) struct Redis {
     unlock: Script,
     forget: Script,
     random: SystemRandom,
-    pub(crate) metrics: RedisHandles,
+    metrics: RedisHandles,
     warnings: Warnings,
 }
 
 /// A lock this replica holds: its key and value.
-pub(crate) struct Lock {
+struct Lock {
     key: String,
     value: String,
 }
@@ -154,19 +155,10 @@ impl Redis {
         })
     }
 
-    /// How long a replica waits for another one's token.
-    pub(crate) fn wait(&self) -> Duration {
-        self.wait
-    }
-
     /// The usable token stored under `key`, its decision made under
     /// `rules`; `None` if there is none, it has expired, or it does not
     /// open (another key's value, another secret, another format).
-    pub(crate) async fn read(
-        &self,
-        key: &CacheKey,
-        rules: &Arc<Rules>,
-    ) -> Result<Option<Entry>, Unavailable> {
+    async fn read(&self, key: &CacheKey, rules: &Arc<Rules>) -> Result<Option<Entry>, Unavailable> {
         let store_key = key.store_key(&self.prefix);
         let value: Option<Vec<u8>> = self
             .attempt("GET", self.link.query(redis::cmd("GET").arg(&store_key)))
@@ -189,7 +181,7 @@ impl Redis {
     }
 
     /// Stores `entry` under `key` until its usable end.
-    pub(crate) async fn write(&self, key: &CacheKey, entry: &Entry) -> Result<(), Unavailable> {
+    async fn write(&self, key: &CacheKey, entry: &Entry) -> Result<(), Unavailable> {
         let store_key = key.store_key(&self.prefix);
         let times = entry.wall_times();
         let ttl = entry
@@ -216,7 +208,7 @@ impl Redis {
     }
 
     /// Takes the lock of `key` if no replica holds it.
-    pub(crate) async fn try_lock(&self, key: &CacheKey) -> Result<Option<Lock>, Unavailable> {
+    async fn try_lock(&self, key: &CacheKey) -> Result<Option<Lock>, Unavailable> {
         let lock_key = self.lock_key(key);
         let mut random = [0u8; 16];
         self.random
@@ -238,14 +230,14 @@ impl Redis {
     }
 
     /// Whether a replica holds the lock of `key`.
-    pub(crate) async fn is_locked(&self, key: &CacheKey) -> Result<bool, Unavailable> {
+    async fn is_locked(&self, key: &CacheKey) -> Result<bool, Unavailable> {
         let exists = redis::cmd("EXISTS").arg(self.lock_key(key)).clone();
         let count: u64 = self.attempt("EXISTS", self.link.query(&exists)).await?;
         Ok(count > 0)
     }
 
     /// Releases `lock` if it is still ours.
-    pub(crate) async fn unlock(&self, lock: Lock) {
+    async fn unlock(&self, lock: Lock) {
         let args = [lock.value.as_bytes()];
         let released = self.link.eval::<i64>(&self.unlock, &lock.key, &args);
         let _ = self.attempt("unlock", released).await;

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::source::WallTimes;
+use crate::store::entry::WallTimes;
 use crate::store::seal::Sealer;
 
 /// The record's format version.

@@ -5,6 +5,7 @@
 
 pub(crate) mod fault_server;
 pub(crate) mod idp;
+#[cfg(feature = "redis")]
 pub(crate) mod redis_server;
 pub(crate) mod tls;
 pub(crate) mod upstream;

@@ -1,8 +1,10 @@
 //! A cached token: the `Authorization` value to forward, when to stop
 //! using it, when to refresh it, and its decision.
 
+use std::sync::Arc;
+#[cfg(feature = "redis")]
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -11,14 +13,14 @@ use http::HeaderValue;
 use crate::decision::{Decision, Rules, jwt_payload};
 
 /// Lifetime assumed when the server gives neither `expires_in` nor a JWT `exp`.
-pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
 /// Upper bound of the safety margin before expiry.
-pub const MAX_MARGIN: Duration = Duration::from_secs(30);
+pub(crate) const MAX_MARGIN: Duration = Duration::from_secs(30);
 /// Upper bound of how long before its end a token is refreshed.
-pub const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
+pub(crate) const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
 
 /// One cached access token.
-pub struct Entry {
+pub(crate) struct Entry {
     authorization: HeaderValue,
     expires_at: Instant,
     refresh_at: Instant,
@@ -26,24 +28,29 @@ pub struct Entry {
     decision: ArcSwap<Decided>,
     /// Digest of the value this token was written as (or read from) in a
     /// shared store, to delete it there only if it is still the same.
+    #[cfg(feature = "redis")]
+    #[cfg(feature = "redis")]
     stored_as: OnceLock<StoreTag>,
 }
 
+#[cfg(feature = "redis")]
 /// The digest identifying one stored value (SHA-1, lowercase hex, as
 /// Redis's `redis.sha1hex` prints it): values are sealed with a fresh
 /// nonce per write, so a value, not a token, is what a shared store can
 /// compare.
+#[cfg(feature = "redis")]
 pub(crate) type StoreTag = [u8; 40];
 
 /// An entry's times as wall-clock milliseconds since the Unix epoch, the
 /// form a shared store keeps them in (`Instant`s mean nothing to another
 /// process).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WallTimes {
+#[cfg(feature = "redis")]
+pub(crate) struct WallTimes {
     /// When the token stops being used ([`Entry::expires_at`]).
-    pub expires_at_ms: u64,
+    pub(crate) expires_at_ms: u64,
     /// When a background refresh may start.
-    pub refresh_at_ms: u64,
+    pub(crate) refresh_at_ms: u64,
 }
 
 /// A decision and the rules it was made under.
@@ -54,7 +61,7 @@ struct Decided {
 
 /// The server answered with a token that cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unusable {
+pub(crate) enum Unusable {
     /// The token holds bytes not allowed in a header value.
     NotAHeaderValue,
     /// Its JWT `exp` has already passed and no `expires_in` says otherwise.
@@ -73,7 +80,7 @@ impl Entry {
     /// # Errors
     ///
     /// [`Unusable`] when the token cannot be forwarded.
-    pub fn new(
+    pub(crate) fn new(
         access_token: &str,
         expires_in: Option<Duration>,
         requested_at: Instant,
@@ -110,7 +117,8 @@ impl Entry {
     ///
     /// [`Unusable::Expired`] when the token's usable time has passed,
     /// [`Unusable::NotAHeaderValue`] when it cannot be forwarded.
-    pub fn restore(
+    #[cfg(feature = "redis")]
+    pub(crate) fn restore(
         access_token: &str,
         times: WallTimes,
         rules: &Arc<Rules>,
@@ -157,13 +165,15 @@ impl Entry {
             refresh_at,
             refreshing: AtomicBool::new(false),
             decision: ArcSwap::from_pointee(decided),
+            #[cfg(feature = "redis")]
             stored_as: OnceLock::new(),
         }
     }
 
     /// The entry's times as wall-clock milliseconds, for a shared store.
     #[must_use]
-    pub fn wall_times(&self) -> WallTimes {
+    #[cfg(feature = "redis")]
+    pub(crate) fn wall_times(&self) -> WallTimes {
         let now = Instant::now();
         let now_ms = wall_clock_ms();
         let at = |instant: Instant| {
@@ -177,55 +187,57 @@ impl Entry {
     }
 
     /// Records the digest of the value this entry is stored as.
+    #[cfg(feature = "redis")]
     pub(crate) fn set_stored_as(&self, tag: StoreTag) {
         let _ = self.stored_as.set(tag);
     }
 
     /// The digest of the value this entry is stored as, if it was stored.
+    #[cfg(feature = "redis")]
     pub(crate) fn stored_as(&self) -> Option<&StoreTag> {
         self.stored_as.get()
     }
 
     /// `Bearer <access token>`, marked sensitive.
     #[must_use]
-    pub fn authorization(&self) -> &HeaderValue {
+    pub(crate) fn authorization(&self) -> &HeaderValue {
         &self.authorization
     }
 
     /// The access token.
     #[must_use]
-    pub fn access_token(&self) -> &str {
+    pub(crate) fn access_token(&self) -> &str {
         // Built from a `&str` in `new`, after the 7 bytes of "Bearer ".
         std::str::from_utf8(&self.authorization.as_bytes()[7..]).unwrap_or_default()
     }
 
     /// When the token stops being used.
     #[must_use]
-    pub fn expires_at(&self) -> Instant {
+    pub(crate) fn expires_at(&self) -> Instant {
         self.expires_at
     }
 
     /// Whether the token may still be forwarded at `now`.
     #[must_use]
-    pub fn is_fresh(&self, now: Instant) -> bool {
+    pub(crate) fn is_fresh(&self, now: Instant) -> bool {
         now < self.expires_at
     }
 
     /// Whether a refresh should start at `now`: true once per entry, for the
     /// first caller past the refresh time, until [`Entry::refresh_failed`].
-    pub fn claim_refresh(&self, now: Instant) -> bool {
+    pub(crate) fn claim_refresh(&self, now: Instant) -> bool {
         now >= self.refresh_at && !self.refreshing.swap(true, Ordering::AcqRel)
     }
 
     /// Lets a later caller try the refresh again.
-    pub fn refresh_failed(&self) {
+    pub(crate) fn refresh_failed(&self) {
         self.refreshing.store(false, Ordering::Release);
     }
 
     /// The decision under `rules`: the cached one when made under the same
     /// rules, else made now and kept (after a reload changed the rules).
     #[must_use]
-    pub fn decision(&self, rules: &Arc<Rules>) -> Arc<Decision> {
+    pub(crate) fn decision(&self, rules: &Arc<Rules>) -> Arc<Decision> {
         let current = self.decision.load();
         if Arc::ptr_eq(&current.rules, rules) {
             return Arc::clone(&current.decision);
@@ -250,6 +262,7 @@ impl std::fmt::Debug for Entry {
 }
 
 /// Milliseconds since the Unix epoch, now.
+#[cfg(feature = "redis")]
 fn wall_clock_ms() -> u64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -387,6 +400,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "redis")]
     fn an_entry_survives_the_trip_through_wall_clock_times() {
         let t0 = Instant::now();
         let entry = Entry::new("t", Some(Duration::from_secs(100)), t0, &rules()).unwrap();
@@ -406,6 +420,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "redis")]
     fn a_restored_entry_is_bounded_by_its_jwt_and_the_clock() {
         let now_ms = wall_clock_ms();
         let past = WallTimes {
