@@ -14,6 +14,7 @@ mod check_cmd;
 mod claims_cmd;
 mod config;
 mod gateway;
+mod rule;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,6 +3,7 @@
 //! [`Definitions`] before references are checked.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ccgate::options::{Options, OptionsError};
 use serde::Deserialize;
@@ -12,6 +13,7 @@ use super::error::{ConfigError, Origin};
 use super::model::{Middleware, Router, Service};
 use super::normalise::{Shape, join, normalise, typed};
 use super::secrets::Secrets;
+use crate::rule::Rule;
 
 /// The namespace of middlewares defined under `http.middlewares`.
 pub(super) const DEFAULT_NAMESPACE: &str = "default";
@@ -258,12 +260,11 @@ fn define<T>(
 }
 
 fn router(raw: RawRouter, origin: &Origin, path: &str) -> Result<Router, ConfigError> {
-    if let Err(error) = crate::gateway::rule::Rule::parse(&raw.rule) {
-        return Err(origin.error(&format!("{path}.rule"), error.to_string()));
-    }
+    let rule = Rule::parse(&raw.rule)
+        .map_err(|error| origin.error(&format!("{path}.rule"), error.to_string()))?;
     Ok(Router {
         entry_points: raw.entry_points,
-        rule: raw.rule,
+        rule: Arc::new(rule),
         priority: raw.priority,
         middlewares: raw.middlewares,
         service: raw.service,

@@ -5,8 +5,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ccgate::options::Options;
+
+use crate::rule::Rule;
 
 /// Service name of the built-in forward-auth endpoint (SPEC §5).
 pub(crate) const FORWARD_AUTH_SERVICE: &str = "forward-auth@internal";
@@ -97,9 +100,9 @@ pub(crate) struct Http {
 pub(crate) struct Router {
     /// `entryPoints`; empty means every entry point.
     pub(crate) entry_points: Vec<String>,
-    /// `rule`, e.g. ``Host(`api.example.com`) && PathPrefix(`/v1`)``. Parsed
-    /// by the runtime; the loader checks it parses.
-    pub(crate) rule: String,
+    /// `rule`, e.g. ``Host(`api.example.com`) && PathPrefix(`/v1`)``,
+    /// compiled once by the loader.
+    pub(crate) rule: Arc<Rule>,
     /// `priority`; `None` means the rule's length.
     pub(crate) priority: Option<i64>,
     /// `middlewares`, in order, by name (an `@file` suffix removed).

@@ -91,7 +91,7 @@ mod tests {
             path: "http.routers.api".to_owned(),
             value: Router {
                 entry_points: entry_points.iter().map(|s| (*s).to_owned()).collect(),
-                rule: "Path(`/`)".to_owned(),
+                rule: std::sync::Arc::new(crate::rule::Rule::parse("Path(`/`)").unwrap()),
                 priority: None,
                 middlewares: middlewares.iter().map(|s| (*s).to_owned()).collect(),
                 service: service.to_owned(),

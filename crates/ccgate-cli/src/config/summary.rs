@@ -123,7 +123,7 @@ fn router(out: &mut String, router: &Router) {
         router.entry_points.join(", ")
     };
     let priority = router.priority.map_or_else(
-        || format!("{} (the rule's length)", router.rule.len()),
+        || format!("{} (the rule's length)", router.rule.default_priority()),
         |p| p.to_string(),
     );
     let middlewares = if router.middlewares.is_empty() {
@@ -132,7 +132,7 @@ fn router(out: &mut String, router: &Router) {
         router.middlewares.join(", ")
     };
     let _ = writeln!(out, "entry points: {entry_points}");
-    let _ = writeln!(out, "rule: {}", router.rule);
+    let _ = writeln!(out, "rule: {}", router.rule.source());
     let _ = writeln!(out, "priority: {priority}");
     let _ = writeln!(out, "middlewares: {middlewares}");
     let _ = writeln!(out, "service: {}", router.service);
@@ -325,7 +325,7 @@ mod tests {
         };
         let router = Router {
             entry_points: Vec::new(),
-            rule: "Path(`/`)".to_owned(),
+            rule: std::sync::Arc::new(crate::rule::Rule::parse("Path(`/`)").unwrap()),
             priority: None,
             middlewares: vec!["cc".to_owned()],
             service: "backend".to_owned(),

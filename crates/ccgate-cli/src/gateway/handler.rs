@@ -48,7 +48,7 @@ impl Received {
             started: Instant::now(),
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
-            host: super::rule::host_of(request.uri(), request.headers())
+            host: crate::rule::host_of(request.uri(), request.headers())
                 .unwrap_or_default()
                 .to_owned(),
             protocol: protocol_name(request.version()),

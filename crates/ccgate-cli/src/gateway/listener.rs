@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::StartError;
 use super::handler::Gateway;
 use super::proxy::Origin;
 use super::upstream::UpstreamPool;
@@ -37,20 +38,24 @@ pub(crate) struct EntryPoint {
 ///
 /// # Errors
 ///
-/// A message naming the file and field that cannot be read or used.
+/// A [`StartError`] naming the file and field that cannot be read or used.
 pub(crate) fn tls_acceptor(
     name: &str,
     files: &TlsFiles,
     main: &Path,
-) -> Result<TlsAcceptor, String> {
-    let (certs, key) = config::read_tls(name, files, main).map_err(|error| error.to_string())?;
+) -> Result<TlsAcceptor, StartError> {
+    let (certs, key) = config::read_tls(name, files, main)?;
+    let invalid = |error: rustls::Error| StartError::Tls {
+        entry_point: name.to_owned(),
+        reason: error.to_string(),
+    };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
+        .map_err(invalid)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|error| format!("entryPoints.{name}.tls: {error}"))?;
+        .map_err(invalid)?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
@@ -74,16 +79,18 @@ impl EntryPoint {
     ///
     /// # Errors
     ///
-    /// A message naming the entry point when the socket cannot be shared.
-    pub(crate) fn try_clone(&self) -> Result<Self, String> {
+    /// A [`StartError`] naming the entry point when the socket cannot be
+    /// shared.
+    pub(crate) fn try_clone(&self) -> Result<Self, StartError> {
         Ok(Self {
             name: Arc::clone(&self.name),
-            listener: self.listener.try_clone().map_err(|error| {
-                format!(
-                    "entryPoints.{}: cannot share the socket: {error}",
-                    self.name
-                )
-            })?,
+            listener: self
+                .listener
+                .try_clone()
+                .map_err(|source| StartError::ShareSocket {
+                    entry_point: self.name.to_string(),
+                    source,
+                })?,
             tls: self.tls.clone(),
         })
     }

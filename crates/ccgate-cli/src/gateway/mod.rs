@@ -2,7 +2,7 @@
 //!
 //! Workers ([`worker`]), one per core, accept connections on the entry
 //! points ([`listener`]); each request is routed
-//! ([`routing`], [`rule`]) through its router's middlewares to a service
+//! ([`routing`], with the rules of [`crate::rule`]) through its router's middlewares to a service
 //! ([`proxy`]) or to `forward-auth@internal` ([`handler`]), and logged
 //! ([`access_log`]). `/ping` and `/metrics` answer on the entry points the
 //! configuration names. With `providers.file.watch`, changed files are
@@ -10,13 +10,13 @@
 //! in-flight requests finish for up to [`GRACE_PERIOD`].
 
 mod access_log;
+mod error;
 mod handler;
 mod listener;
 mod metrics;
 mod proxy;
 mod reload;
 mod routing;
-pub(crate) mod rule;
 mod upstream;
 mod worker;
 
@@ -31,6 +31,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, Config, LogFormat};
 use access_log::AccessLog;
+pub(crate) use error::StartError;
 use handler::Gateway;
 use listener::EntryPoint;
 use metrics::GatewayMetrics;
@@ -45,17 +46,16 @@ pub(crate) const GRACE_PERIOD: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 ///
-/// A message for a configuration that does not load or an entry point
-/// that cannot listen.
-pub(crate) async fn serve(path: &Path) -> Result<(), String> {
-    let config = config::load(path).map_err(|error| error.to_string())?;
+/// A [`StartError`]: a configuration that does not load, an entry point
+/// that cannot listen, a worker that cannot start.
+pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
+    let config = config::load(path)?;
     init_logging(&config);
     let metrics = Arc::new(GatewayMetrics::new());
     let routing = Routing::compile(&config, &metrics)?;
     let access_log = match &config.access_log {
         Some(log) => Some(
-            AccessLog::open(log.format, log.file_path.as_deref())
-                .map_err(|error| format!("accessLog.filePath: cannot open: {error}"))?,
+            AccessLog::open(log.format, log.file_path.as_deref()).map_err(StartError::AccessLog)?,
         ),
         None => None,
     };
@@ -93,7 +93,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     workers.stopped_accepting().await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let graceful = Arc::try_unwrap(graceful)
-        .map_err(|_| "internal: connections still being accepted".to_owned())?;
+        .map_err(|_| StartError::Internal("connections still being accepted"))?;
     if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
         .await
         .is_err()
@@ -105,16 +105,15 @@ pub(crate) async fn serve(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn bind(config: &Config, main: &Path) -> Result<Vec<EntryPoint>, String> {
+async fn bind(config: &Config, main: &Path) -> Result<Vec<EntryPoint>, StartError> {
     let mut bound = Vec::with_capacity(config.entry_points.len());
     for (name, entry_point) in &config.entry_points {
         let listener = TcpListener::bind(entry_point.address)
             .await
-            .map_err(|error| {
-                format!(
-                    "entryPoints.{name}.address: cannot listen on {}: {error}",
-                    entry_point.address
-                )
+            .map_err(|source| StartError::Listen {
+                entry_point: name.clone(),
+                address: entry_point.address,
+                source,
             })?;
         let tls = entry_point
             .tls
@@ -122,9 +121,12 @@ async fn bind(config: &Config, main: &Path) -> Result<Vec<EntryPoint>, String> {
             .map(|files| listener::tls_acceptor(name, files, main))
             .transpose()?;
         tracing::info!(entry_point = %name, address = %entry_point.address, tls = tls.is_some(), "listening");
-        let listener = listener.into_std().map_err(|error| {
-            format!("entryPoints.{name}.address: cannot share the socket: {error}")
-        })?;
+        let listener = listener
+            .into_std()
+            .map_err(|source| StartError::ShareSocket {
+                entry_point: name.clone(),
+                source,
+            })?;
         bound.push(EntryPoint {
             name: Arc::from(name.as_str()),
             listener,

@@ -18,6 +18,7 @@ use std::time::Duration;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use super::StartError;
 use super::handler::Gateway;
 use super::metrics::GatewayMetrics;
 use super::routing::Routing;
@@ -30,13 +31,13 @@ pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
 ///
 /// # Errors
 ///
-/// A message when a directory cannot be watched.
+/// A [`StartError::Watch`] when a directory cannot be watched.
 pub(crate) fn watch(
     main: PathBuf,
     running: &Config,
     gateway: Arc<Gateway>,
     metrics: Arc<GatewayMetrics>,
-) -> Result<RecommendedWatcher, String> {
+) -> Result<RecommendedWatcher, StartError> {
     let paths = &running.watch;
     let started_with = StaticPart::of(running);
     let (changed, mut changes) = mpsc::unbounded_channel();
@@ -45,16 +46,13 @@ pub(crate) fn watch(
             let _ = changed.send(());
         }
     })
-    .map_err(|error| format!("providers.file.watch: {error}"))?;
+    .map_err(|error| StartError::Watch(error.to_string()))?;
     let directories: BTreeSet<PathBuf> = paths.iter().map(|path| watched_directory(path)).collect();
     for directory in &directories {
         watcher
             .watch(directory, RecursiveMode::NonRecursive)
             .map_err(|error| {
-                format!(
-                    "providers.file.watch: cannot watch {}: {error}",
-                    directory.display()
-                )
+                StartError::Watch(format!("cannot watch {}: {error}", directory.display()))
             })?;
     }
     tokio::spawn(async move {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
+use super::StartError;
 use super::metrics::{GatewayMetrics, StatusCounters};
 use super::proxy::Service;
-use super::rule::Rule;
 use crate::config::{Config, FORWARD_AUTH_SERVICE};
+use crate::rule::Rule;
 
 /// Routers by entry point, highest priority first.
 #[derive(Debug, Default)]
@@ -23,7 +24,7 @@ pub(crate) struct Routing {
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) name: String,
-    rule: Rule,
+    rule: Arc<Rule>,
     priority: i64,
     pub(crate) middlewares: Vec<ccgate::Middleware>,
     pub(crate) target: Target,
@@ -54,10 +55,10 @@ impl Routing {
     ///
     /// # Errors
     ///
-    /// A message naming the router or middleware that cannot be built
-    /// (the loader has checked references and options already, so this is
-    /// a last line of defence).
-    pub(crate) fn compile(config: &Config, metrics: &GatewayMetrics) -> Result<Self, String> {
+    /// A [`StartError`] naming the middleware that cannot be built, or the
+    /// router whose reference dangles (the loader has checked references
+    /// already, so that is a last line of defence).
+    pub(crate) fn compile(config: &Config, metrics: &GatewayMetrics) -> Result<Self, StartError> {
         Self::compile_with(config, metrics, None)
     }
 
@@ -67,7 +68,7 @@ impl Routing {
         config: &Config,
         metrics: &GatewayMetrics,
         previous: &Self,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StartError> {
         Self::compile_with(config, metrics, Some(previous))
     }
 
@@ -75,7 +76,7 @@ impl Routing {
         config: &Config,
         metrics: &GatewayMetrics,
         previous: Option<&Self>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StartError> {
         let mut middlewares = HashMap::new();
         for (name, middleware) in &config.http.middlewares {
             let mut builder = ccgate::Middleware::builder(middleware.options.clone())
@@ -84,9 +85,7 @@ impl Routing {
             if let Some(old) = previous.and_then(|p| p.middlewares.get(name)) {
                 builder = builder.reuse(old);
             }
-            let built = builder
-                .build()
-                .map_err(|error| middleware.error(&error).to_string())?;
+            let built = builder.build().map_err(|error| middleware.error(&error))?;
             middlewares.insert(name.clone(), built);
         }
         let services: HashMap<&str, Arc<Service>> = config
@@ -106,34 +105,41 @@ impl Routing {
             .collect();
         let mut by_entry_point: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
         for (name, router) in &config.http.routers {
-            let rule = Rule::parse(&router.rule)
-                .map_err(|error| format!("http.routers.{name}.rule: {error}"))?;
             let target = if router.service == FORWARD_AUTH_SERVICE {
                 Target::ForwardAuth
             } else {
-                let service = services.get(router.service.as_str()).ok_or_else(|| {
-                    format!(
-                        "http.routers.{name}.service: no service named {:?}",
-                        router.service
-                    )
-                })?;
+                let service =
+                    services
+                        .get(router.service.as_str())
+                        .ok_or_else(|| StartError::Reference {
+                            router: name.clone(),
+                            field: "service",
+                            what: "service",
+                            name: router.service.clone(),
+                        })?;
                 Target::Service(Arc::clone(service))
             };
             let chain = router
                 .middlewares
                 .iter()
                 .map(|m| {
-                    middlewares.get(m.as_str()).cloned().ok_or_else(|| {
-                        format!("http.routers.{name}.middlewares: no middleware named {m:?}")
-                    })
+                    middlewares
+                        .get(m.as_str())
+                        .cloned()
+                        .ok_or_else(|| StartError::Reference {
+                            router: name.clone(),
+                            field: "middlewares",
+                            what: "middleware",
+                            name: m.clone(),
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let route = Arc::new(Route {
                 name: name.clone(),
-                rule,
-                priority: router.priority.unwrap_or_else(|| {
-                    i64::try_from(router.rule.chars().count()).unwrap_or(i64::MAX)
-                }),
+                rule: Arc::clone(&router.rule),
+                priority: router
+                    .priority
+                    .unwrap_or_else(|| router.rule.default_priority()),
                 middlewares: chain,
                 target,
                 requests: metrics.requests(name),

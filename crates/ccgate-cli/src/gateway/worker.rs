@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::{mpsc, watch};
 
+use super::StartError;
 use super::handler::Gateway;
 use super::listener::EntryPoint;
 use super::upstream::UpstreamPool;
@@ -46,7 +47,7 @@ pub(crate) fn count() -> usize {
 ///
 /// # Errors
 ///
-/// A message when a socket cannot be shared or a thread or runtime
+/// A [`StartError`] when a socket cannot be shared or a thread or runtime
 /// cannot start.
 pub(crate) fn start(
     count: usize,
@@ -54,7 +55,7 @@ pub(crate) fn start(
     gateway: &Arc<Gateway>,
     graceful: &Arc<GracefulShutdown>,
     stop: &watch::Receiver<bool>,
-) -> Result<Workers, String> {
+) -> Result<Workers, StartError> {
     let (exit, exited) = watch::channel(false);
     let (accepting_done, stopped_accepting) = mpsc::channel(count.max(1));
     let mut threads = Vec::with_capacity(count);
@@ -66,7 +67,11 @@ pub(crate) fn start(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|error| format!("cannot start worker {index}'s runtime: {error}"))?;
+            .map_err(|source| StartError::Worker {
+                index,
+                what: "'s runtime",
+                source,
+            })?;
         let (gateway, graceful, stop) = (Arc::clone(gateway), Arc::clone(graceful), stop.clone());
         let (accepting_done, mut exited) = (accepting_done.clone(), exited.clone());
         let thread = std::thread::Builder::new()
@@ -98,7 +103,11 @@ pub(crate) fn start(
                     let _ = exited.wait_for(|exit| *exit).await;
                 });
             })
-            .map_err(|error| format!("cannot start worker {index}: {error}"))?;
+            .map_err(|source| StartError::Worker {
+                index,
+                what: "",
+                source,
+            })?;
         threads.push(thread);
     }
     Ok(Workers {

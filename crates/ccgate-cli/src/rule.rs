@@ -22,11 +22,21 @@ pub(crate) const MATCHERS: &[Function] = &[
     Function::new("Header", Arity::Exactly(2)),
 ];
 
-/// A compiled rule.
+/// A compiled rule, with the text it was compiled from.
 #[derive(Debug)]
 pub(crate) struct Rule {
+    source: String,
     expr: Expr<Matcher>,
 }
+
+/// Rules are equal when their texts are.
+impl PartialEq for Rule {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Rule {}
 
 #[derive(Debug)]
 enum Matcher {
@@ -48,7 +58,21 @@ impl Rule {
     pub(crate) fn parse(source: &str) -> Result<Self, ParseError> {
         let calls = expr::parse(source, MATCHERS)?;
         let expr = calls.try_map(&mut |call| compile(call, source))?;
-        Ok(Self { expr })
+        Ok(Self {
+            source: source.to_owned(),
+            expr,
+        })
+    }
+
+    /// The rule as written.
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The priority of a router that sets none: the rule's length in
+    /// characters, so that longer (more specific) rules go first.
+    pub(crate) fn default_priority(&self) -> i64 {
+        i64::try_from(self.source.chars().count()).unwrap_or(i64::MAX)
     }
 
     /// Whether the request matches.
