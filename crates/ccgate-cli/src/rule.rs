@@ -57,7 +57,7 @@ impl Rule {
     /// `/`, an invalid method or header name).
     pub(crate) fn parse(source: &str) -> Result<Self, ParseError> {
         let calls = expr::parse(source, MATCHERS)?;
-        let expr = calls.try_map(&mut |call| compile(call, source))?;
+        let expr = calls.try_map(&mut |call| compile(&call, source))?;
         Ok(Self {
             source: source.to_owned(),
             expr,
@@ -94,7 +94,7 @@ impl Rule {
     }
 }
 
-fn compile(call: Call, source: &str) -> Result<Matcher, ParseError> {
+fn compile(call: &Call, source: &str) -> Result<Matcher, ParseError> {
     let invalid =
         |reason: &str, i: usize| ParseError::invalid_argument(reason, call.args[i].span, source);
     let arg = |i: usize| call.args[i].value.clone();

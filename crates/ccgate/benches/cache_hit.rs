@@ -118,7 +118,7 @@ fn middleware() -> Middleware {
 
 /// The upstream service alone: the baseline.
 #[divan::bench]
-fn without_layer(bencher: divan::Bencher) {
+fn without_layer(bencher: divan::Bencher<'_, '_>) {
     let service = upstream();
     bencher.bench_local(|| {
         runtime()
@@ -129,7 +129,7 @@ fn without_layer(bencher: divan::Bencher) {
 
 /// The same service behind the layer, cache warm.
 #[divan::bench]
-fn through_layer_cache_hit(bencher: divan::Bencher) {
+fn through_layer_cache_hit(bencher: divan::Bencher<'_, '_>) {
     let service = ClientCredentialsLayer::new(middleware()).layer(upstream());
     bencher.bench_local(|| {
         let response = runtime()
@@ -142,7 +142,7 @@ fn through_layer_cache_hit(bencher: divan::Bencher) {
 
 /// `Middleware::authorize` alone on a warm cache.
 #[divan::bench]
-fn authorize_cache_hit(bencher: divan::Bencher) {
+fn authorize_cache_hit(bencher: divan::Bencher<'_, '_>) {
     let middleware = middleware();
     let request = request();
     bencher.bench_local(|| {

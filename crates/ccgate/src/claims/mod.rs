@@ -96,7 +96,7 @@ impl Rule {
     /// invalid key path, or an empty `SplitContains` separator.
     pub fn parse(source: &str) -> Result<Self, ParseError> {
         let calls = expr::parse(source, FUNCTIONS)?;
-        let expr = calls.try_map(&mut |call| compile(call, source))?;
+        let expr = calls.try_map(&mut |call| compile(&call, source))?;
         Ok(Self {
             source: source.into(),
             expr,
@@ -130,7 +130,7 @@ impl fmt::Debug for Rule {
     }
 }
 
-fn compile(call: Call, source: &str) -> Result<Check, ParseError> {
+fn compile(call: &Call, source: &str) -> Result<Check, ParseError> {
     let [key_arg, values @ ..] = call.args.as_slice() else {
         unreachable!("every claims function takes a key first");
     };

@@ -58,46 +58,46 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn text(v: Value) -> Option<String> {
-        render_scalar(&v).map(Cow::into_owned)
+    fn text(v: &Value) -> Option<String> {
+        render_scalar(v).map(Cow::into_owned)
     }
 
     #[test]
     fn renders_scalars() {
-        assert_eq!(text(json!("a b")).as_deref(), Some("a b"));
-        assert_eq!(text(json!(true)).as_deref(), Some("true"));
-        assert_eq!(text(json!(false)).as_deref(), Some("false"));
-        assert_eq!(text(json!(1_700_000_000)).as_deref(), Some("1700000000"));
-        assert_eq!(text(json!(-42)).as_deref(), Some("-42"));
+        assert_eq!(text(&json!("a b")).as_deref(), Some("a b"));
+        assert_eq!(text(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(text(&json!(false)).as_deref(), Some("false"));
+        assert_eq!(text(&json!(1_700_000_000)).as_deref(), Some("1700000000"));
+        assert_eq!(text(&json!(-42)).as_deref(), Some("-42"));
         assert_eq!(
-            text(json!(u64::MAX)).as_deref(),
+            text(&json!(u64::MAX)).as_deref(),
             Some("18446744073709551615")
         );
-        assert_eq!(text(json!(0.5)).as_deref(), Some("0.5"));
-        assert_eq!(text(json!(-0.0)).as_deref(), Some("0"));
+        assert_eq!(text(&json!(0.5)).as_deref(), Some("0.5"));
+        assert_eq!(text(&json!(-0.0)).as_deref(), Some("0"));
     }
 
     #[test]
     fn renders_floats_with_integral_values_as_integers() {
         let v: Value = serde_json::from_str("1.7e9").unwrap();
-        assert_eq!(text(v).as_deref(), Some("1700000000"));
+        assert_eq!(text(&v).as_deref(), Some("1700000000"));
         let v: Value = serde_json::from_str("1700000000.0").unwrap();
-        assert_eq!(text(v).as_deref(), Some("1700000000"));
+        assert_eq!(text(&v).as_deref(), Some("1700000000"));
     }
 
     #[test]
     fn renders_huge_numbers_in_shortest_form() {
         let v: Value = serde_json::from_str("1e300").unwrap();
-        assert_eq!(text(v).as_deref(), Some("1e+300"));
+        assert_eq!(text(&v).as_deref(), Some("1e+300"));
         let v: Value = serde_json::from_str("100000000000000000000000").unwrap();
-        assert_eq!(text(v).as_deref(), Some("1e+23"));
+        assert_eq!(text(&v).as_deref(), Some("1e+23"));
     }
 
     #[test]
     fn non_scalars_have_no_text() {
-        assert_eq!(text(json!(null)), None);
-        assert_eq!(text(json!([1])), None);
-        assert_eq!(text(json!({"a": 1})), None);
+        assert_eq!(text(&json!(null)), None);
+        assert_eq!(text(&json!([1])), None);
+        assert_eq!(text(&json!({"a": 1})), None);
     }
 
     #[test]

@@ -282,12 +282,15 @@ impl Inner {
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value.clone());
         }
-        let mut response = request.send().await.map_err(Failure::transport)?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|error| Failure::transport(&error))?;
         let status = response.status();
         if status.is_success() {
             let body = read_capped(&mut response, MAX_TOKEN_BODY)
                 .await
-                .map_err(Failure::transport)?
+                .map_err(|error| Failure::transport(&error))?
                 .ok_or_else(|| Failure::malformed(status, "the body is larger than 256 KiB"))?;
             TokenResponse::from_json(&body).map_err(|reason| Failure::malformed(status, reason))
         } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -351,10 +354,10 @@ impl Failure {
     }
 
     /// No (complete) answer: connect, TLS, reset, or a cut-off body.
-    fn transport(error: reqwest::Error) -> Self {
+    fn transport(error: &reqwest::Error) -> Self {
         Self::retryable(
             FetchError::Unreachable {
-                detail: transport_detail(&error),
+                detail: transport_detail(error),
             },
             None,
         )

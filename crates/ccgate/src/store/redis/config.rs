@@ -73,7 +73,7 @@ pub(super) fn mode(options: &RedisOptions) -> Result<Mode, OptionsError> {
         if let Some(tls) = &tls {
             builder = builder.tls(tls.mode).certs(tls.certificates.clone());
         }
-        let client = builder.build().map_err(client_error)?;
+        let client = builder.build().map_err(|error| client_error(&error))?;
         return Ok(Mode::Cluster(client));
     }
 
@@ -81,7 +81,7 @@ pub(super) fn mode(options: &RedisOptions) -> Result<Mode, OptionsError> {
         let sentinels: Vec<ConnectionAddr> = hosts.iter().map(addr).collect();
         let mut builder =
             SentinelClientBuilder::new(sentinels, master_set, SentinelServerType::Master)
-                .map_err(client_error)?
+                .map_err(|error| client_error(&error))?
                 .set_client_to_redis_db(i64::from(options.database));
         if let Some(username) = &options.username {
             builder = builder.set_client_to_redis_username(username);
@@ -102,7 +102,7 @@ pub(super) fn mode(options: &RedisOptions) -> Result<Mode, OptionsError> {
                 .set_client_to_sentinel_tls_mode(tls.mode)
                 .set_client_to_sentinel_certificates(tls.certificates.clone());
         }
-        let client = builder.build().map_err(client_error)?;
+        let client = builder.build().map_err(|error| client_error(&error))?;
         return Ok(Mode::Sentinel(tokio::sync::Mutex::new(client)));
     }
     if sentinel_used {
@@ -124,7 +124,7 @@ pub(super) fn mode(options: &RedisOptions) -> Result<Mode, OptionsError> {
         Some(tls) => redis::Client::build_with_tls(info, tls.certificates.clone()),
         None => redis::Client::open(info),
     }
-    .map_err(client_error)?;
+    .map_err(|error| client_error(&error))?;
     Ok(Mode::Standalone(client))
 }
 
@@ -134,13 +134,13 @@ fn connection_info(
 ) -> Result<ConnectionInfo, OptionsError> {
     Ok(addr
         .into_connection_info()
-        .map_err(client_error)?
+        .map_err(|error| client_error(&error))?
         .set_redis_settings(settings))
 }
 
 /// A redis-rs refusal of checked options. Its detail could quote PEM
 /// input, so only its category is shown.
-fn client_error(error: redis::RedisError) -> OptionsError {
+fn client_error(error: &redis::RedisError) -> OptionsError {
     OptionsError::new(
         "store.redis",
         format!(

@@ -25,9 +25,10 @@ fn options(token_endpoint: &str, extra: Value) -> Options {
         "clientConfig": {"timeoutSeconds": 2, "maxRetries": 1},
     });
     let object = value.as_object_mut().expect("object");
-    for (key, field) in extra.as_object().expect("extra options are an object") {
-        object.insert(key.clone(), field.clone());
-    }
+    let Value::Object(extra) = extra else {
+        panic!("extra options are an object")
+    };
+    object.extend(extra);
     Options::from_value(value).expect("valid options")
 }
 

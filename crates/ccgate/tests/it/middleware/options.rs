@@ -17,11 +17,14 @@ fn valid() -> Value {
 
 fn with(changes: Value) -> Value {
     let mut value = valid();
-    for (key, field) in changes.as_object().unwrap() {
+    let Value::Object(changes) = changes else {
+        panic!("changes are an object")
+    };
+    for (key, field) in changes {
         if field.is_null() {
-            value.as_object_mut().unwrap().remove(key);
+            value.as_object_mut().unwrap().remove(&key);
         } else {
-            value[key] = field.clone();
+            value[key] = field;
         }
     }
     value

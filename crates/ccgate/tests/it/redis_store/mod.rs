@@ -32,13 +32,13 @@ const PACE: Duration = Duration::from_millis(15);
 
 /// Options for `idp` with `store` as the `store` section.
 fn options(idp: &Idp, store: Value) -> Options {
-    Options::from_value(json!({
+    let mut value = json!({
         "url": idp.token_endpoint(),
         "audience": AUDIENCE,
         "clientConfig": {"timeoutSeconds": 2, "maxRetries": 1},
-        "store": store,
-    }))
-    .expect("valid options")
+    });
+    value["store"] = store;
+    Options::from_value(value).expect("valid options")
 }
 
 /// A middleware ("replica") counting into `metrics` under `name`.

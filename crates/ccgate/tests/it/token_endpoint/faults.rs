@@ -403,7 +403,7 @@ async fn insecure_skip_verify_warns_once_per_endpoint() {
         ..settings("https://127.0.0.1:9/token")
     };
     let endpoint = endpoint(settings);
-    let _clone = endpoint.clone();
+    let _both = [endpoint.clone(), endpoint];
     let text = logs.text();
     let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 1, "{text}");
