@@ -223,3 +223,86 @@ impl Gateway {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::gateway::testing::{self, exchange, status};
+
+    const CONFIG: &str = "\
+entryPoints:
+  web: {address: '127.0.0.1:1'}
+  internal: {address: '127.0.0.1:2'}
+ping: {entryPoint: internal}
+metrics: {prometheus: {entryPoint: internal}}
+http:
+  routers:
+    auth: {rule: 'PathPrefix(`/auth`)', service: forward-auth@internal, entryPoints: [web]}
+    dead: {rule: 'PathPrefix(`/dead`)', service: dead, entryPoints: [web]}
+  services:
+    dead: {loadBalancer: {servers: [{url: 'http://127.0.0.1:1'}]}}
+";
+
+    fn get(path: &str) -> String {
+        format!("GET {path} HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+    }
+
+    #[tokio::test]
+    async fn ping_and_metrics_answer_on_their_entry_point_only() {
+        let gateway = testing::serve(&testing::config(CONFIG));
+        let internal = gateway.address("internal");
+        let web = gateway.address("web");
+        let ping = exchange(internal, &get("/ping")).await;
+        assert_eq!(status(&ping), 200, "{ping}");
+        assert!(ping.ends_with("OK"), "{ping}");
+        let metrics = exchange(internal, &get("/metrics")).await;
+        assert_eq!(status(&metrics), 200, "{metrics}");
+        assert!(
+            metrics.contains("application/openmetrics-text"),
+            "{metrics}"
+        );
+        assert_eq!(status(&exchange(web, &get("/ping")).await), 404);
+        assert_eq!(status(&exchange(web, &get("/metrics")).await), 404);
+        let post =
+            "POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        assert_eq!(
+            status(&exchange(internal, post).await),
+            404,
+            "only GET and HEAD"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unrouted_request_is_404_and_counted() {
+        let gateway = testing::serve(&testing::config(CONFIG));
+        let answer = exchange(gateway.address("web"), &get("/nowhere")).await;
+        assert_eq!(status(&answer), 404);
+        assert!(answer.ends_with("404 page not found\n"), "{answer}");
+        let metrics = exchange(gateway.address("internal"), &get("/metrics")).await;
+        assert!(
+            metrics.contains(r#"ccgate_requests_total{router="",status="404"} 1"#),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn forward_auth_without_middlewares_answers_200_that_no_cache_keeps() {
+        let gateway = testing::serve(&testing::config(CONFIG));
+        let answer = exchange(gateway.address("web"), &get("/auth")).await;
+        assert_eq!(status(&answer), 200, "{answer}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("cache-control: no-store"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_502_without_transport_details() {
+        let gateway = testing::serve(&testing::config(CONFIG));
+        let answer = exchange(gateway.address("web"), &get("/dead")).await;
+        assert_eq!(status(&answer), 502, "{answer}");
+        assert!(!answer.contains("127.0.0.1"), "{answer}");
+        assert!(!answer.to_ascii_lowercase().contains("refused"), "{answer}");
+    }
+}

@@ -17,6 +17,8 @@ mod metrics;
 mod proxy;
 mod reload;
 mod routing;
+#[cfg(test)]
+mod testing;
 mod upstream;
 mod worker;
 

@@ -177,3 +177,85 @@ impl Routing {
             .find(|route| route.rule.matches(request))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+
+    use super::*;
+    use crate::gateway::testing;
+
+    /// Entry points `web` and `admin`, a service, and `routers` (YAML
+    /// lines under `http.routers`, indented by four spaces).
+    fn routing(routers: &str) -> Routing {
+        let config = testing::config(&format!(
+            "entryPoints:\n  web: {{address: '127.0.0.1:1'}}\n  admin: {{address: '127.0.0.1:2'}}\n\
+             http:\n  services:\n    s: {{loadBalancer: {{servers: [{{url: 'http://127.0.0.1:1'}}]}}}}\n  routers:\n{routers}"
+        ));
+        Routing::compile(&config, &GatewayMetrics::new()).expect("compiles")
+    }
+
+    fn routed<'a>(routing: &'a Routing, entry_point: &str, uri: &str) -> Option<&'a str> {
+        let (parts, ()) = Request::get(uri)
+            .header("host", "api.example.com")
+            .body(())
+            .unwrap()
+            .into_parts();
+        routing
+            .route(entry_point, &parts)
+            .map(|route| route.name.as_str())
+    }
+
+    #[test]
+    fn the_longest_rule_goes_first_by_default() {
+        let routing = routing(
+            "    all: {rule: 'PathPrefix(`/`)', service: s}\n\
+             \x20   api: {rule: 'PathPrefix(`/api`)', service: s}\n\
+             \x20   host-api: {rule: 'Host(`api.example.com`) && PathPrefix(`/api`)', service: s}\n",
+        );
+        assert_eq!(routed(&routing, "web", "/api/x"), Some("host-api"));
+        assert_eq!(routed(&routing, "web", "/other"), Some("all"));
+        let (parts, ()) = Request::get("/api/x")
+            .header("host", "other.example.com")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(
+            routing.route("web", &parts).map(|r| r.name.as_str()),
+            Some("api")
+        );
+    }
+
+    #[test]
+    fn an_explicit_priority_wins_over_the_length() {
+        let routing = routing(
+            "    all: {rule: 'PathPrefix(`/`)', service: s, priority: 1000}\n\
+             \x20   api: {rule: 'PathPrefix(`/api`)', service: s}\n",
+        );
+        assert_eq!(routed(&routing, "web", "/api/x"), Some("all"));
+    }
+
+    #[test]
+    fn equal_priorities_go_by_router_name() {
+        // Both rules are 17 characters long and both match.
+        let routing = routing(
+            "    zeta: {rule: 'PathPrefix(`/ab`)', service: s}\n\
+             \x20   alpha: {rule: 'PathPrefix(`/a`) ', service: s}\n\
+             \x20   mid: {rule: 'Path(`/abc`)', service: s, priority: 17}\n",
+        );
+        assert_eq!(routed(&routing, "web", "/abc"), Some("alpha"));
+        assert_eq!(routed(&routing, "web", "/ab"), Some("alpha"));
+    }
+
+    #[test]
+    fn routers_serve_only_their_entry_points() {
+        let routing = routing(
+            "    public: {rule: 'PathPrefix(`/`)', service: s, entryPoints: [web]}\n\
+             \x20   anywhere: {rule: 'Path(`/status`)', service: s}\n",
+        );
+        assert_eq!(routed(&routing, "web", "/x"), Some("public"));
+        assert_eq!(routed(&routing, "admin", "/x"), None);
+        assert_eq!(routed(&routing, "admin", "/status"), Some("anywhere"));
+        assert_eq!(routed(&routing, "nowhere", "/status"), None);
+    }
+}
