@@ -2,7 +2,7 @@
 //!
 //! | metric | labels | what |
 //! |---|---|---|
-//! | `ccgate_token_requests_total` | `middleware`, `outcome` | token requests: `success`, `rejected`, `unreachable`, `unavailable`, `malformed`, `timeout` |
+//! | `ccgate_token_requests_total` | `middleware`, `outcome` | token requests: `success`, `rejected`, `unreachable`, `unavailable`, `malformed`, `timeout`, `internal` (the fetch panicked or was cancelled) |
 //! | `ccgate_token_request_duration_seconds` | `middleware` | latency of token requests, retries included |
 //! | `ccgate_cache_lookups_total` | `middleware`, `tier`, `result` | cache lookups: tier `memory` (result `hit`, `miss` or `negative`: rejected credentials remembered) or `redis` (`hit`, `miss`; one per memory miss that reached Redis) |
 //! | `ccgate_store_errors_total` | `middleware`, `store` | failed operations of a shared store (`store="redis"`): connection refused or lost, timeout, server error |
@@ -72,13 +72,14 @@ pub struct Metrics {
 }
 
 /// Outcomes of a token request, as labelled.
-pub(crate) const OUTCOMES: [&str; 6] = [
+pub(crate) const OUTCOMES: [&str; 7] = [
     "success",
     "rejected",
     "unreachable",
     "unavailable",
     "malformed",
     "timeout",
+    "internal",
 ];
 
 fn duration_histogram() -> Histogram {

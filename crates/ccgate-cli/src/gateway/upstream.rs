@@ -434,9 +434,13 @@ mod tests {
         response.into_body().collect().await.unwrap().to_bytes()
     }
 
-    /// Lets the connection's task see that its response is complete.
-    async fn settle() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    /// Waits until the connection idle in `pool` for `server` is ready for
+    /// its next request: its task has seen its last response complete and
+    /// asks for another (hyper's `SendRequest::ready`).
+    async fn until_idle_connection_ready(pool: &Pool, server: &Authority) {
+        let (mut sender, _) = pool.take(server).expect("an idle connection");
+        sender.ready().await.expect("the connection stays open");
+        pool.put(server.clone(), sender);
     }
 
     #[tokio::test]
@@ -445,8 +449,9 @@ mod tests {
         let pool = Pool::default();
         for _ in 0..3 {
             let response = pool.send(&authority, get(&authority)).await.unwrap();
+            // Read to the end: the connection is back in the pool, and
+            // the next request waits until it is ready.
             assert_eq!(read(response).await, "ok");
-            settle().await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -456,8 +461,7 @@ mod tests {
         let (authority, accepted) = server().await;
         let pool = Pool::default();
         let response = pool.send(&authority, get(&authority)).await.unwrap();
-        drop(response); // its body unread
-        settle().await;
+        drop(response); // its body unread: the connection is closed
         let response = pool.send(&authority, get(&authority)).await.unwrap();
         assert_eq!(read(response).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -473,7 +477,6 @@ mod tests {
         );
         assert_eq!(read(a.unwrap()).await, "ok");
         assert_eq!(read(b.unwrap()).await, "ok");
-        settle().await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         let idle = pool.idle.lock().unwrap();
         assert_eq!(idle.by_server[&authority].len(), 2);
@@ -487,7 +490,6 @@ mod tests {
         for authority in [&one, &two, &one, &two] {
             let response = pool.send(authority, get(authority)).await.unwrap();
             assert_eq!(read(response).await, "ok");
-            settle().await;
         }
         assert_eq!(one_accepted.load(Ordering::SeqCst), 1);
         assert_eq!(two_accepted.load(Ordering::SeqCst), 1);
@@ -503,12 +505,15 @@ mod tests {
         ));
         let response = pool.send(&one, get(&one)).await.unwrap();
         assert_eq!(read(response).await, "ok");
+        // The behaviour under test: the idle timeout must pass (the pool
+        // reads std's clock, which tokio cannot advance).
         tokio::time::sleep(Duration::from_millis(150)).await;
         // Expired: a new connection, and the sweep on its return empties
         // nothing else yet (only `one` was ever used).
         let response = pool.send(&one, get(&one)).await.unwrap();
         assert_eq!(read(response).await, "ok");
         assert_eq!(one_accepted.load(Ordering::SeqCst), 2);
+        // Again the behaviour under test: the sweep interval must pass.
         tokio::time::sleep(Duration::from_millis(150)).await;
         // Returning a connection of `two` sweeps `one`'s expired list away.
         let response = pool.send(&two, get(&two)).await.unwrap();
@@ -523,6 +528,11 @@ mod tests {
     /// one request on its first connection, closes that connection when
     /// told to and says so, then answers on the next connection. Returns
     /// its authority, the two signals and how many requests it answered.
+    ///
+    /// It closes only its sending side (FIN) and keeps the socket open, so
+    /// a request the client writes after that is taken in, never reset: the
+    /// client reads the end of the stream whether the FIN reached it before
+    /// or after it wrote, and no wait for the FIN's arrival is needed.
     fn closing_on_demand() -> (
         Authority,
         std::sync::mpsc::Sender<()>,
@@ -558,12 +568,12 @@ mod tests {
             };
             answer(&mut first);
             let _ = closing.recv();
-            let _ = first.shutdown(std::net::Shutdown::Both);
-            drop(first);
+            let _ = first.shutdown(std::net::Shutdown::Write);
             let _ = closed.send(());
             while let Ok((mut next, _)) = listener.accept() {
                 while answer(&mut next) {}
             }
+            drop(first);
         });
         (authority, close, on_closed, answered)
     }
@@ -583,10 +593,11 @@ mod tests {
         ));
         let response = pool.send(&authority, get(&authority)).await.unwrap();
         assert_eq!(read(response).await, "ok");
-        settle().await; // back in the pool, idle
+        // Idle and ready before the close, so the close meets a connection
+        // that has nothing left to read of its last answer.
+        until_idle_connection_ready(&pool, &authority).await;
         close.send(()).unwrap();
         closed.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(20));
         let mut request = get(&authority);
         *request.method_mut() = method;
         let outcome = match pool.send(&authority, request).await {
@@ -606,7 +617,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_connection_reused_soon_after_its_last_answer_keeps_no_copy_to_replay() {
-        // Idle for ~40 ms, under the default second: the cost of the copy
+        // Idle for well under the default second: the cost of the copy
         // is saved, and this rare race answers with the error.
         let (outcome, answered) =
             on_a_connection_closing_under_it(Method::GET, REPLAYABLE_AFTER_IDLE).await;

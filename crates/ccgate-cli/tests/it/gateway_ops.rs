@@ -1,7 +1,7 @@
 //! Operating the gateway: `/ping`, `/metrics`, the access log, graceful
 //! shutdown and hot reload.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::echo::Echo;
 use crate::support::gateway::{Ccgate, TempDir};
@@ -186,13 +186,8 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
             .header("x-upstream-delay-ms", "1500")
             .send(),
     );
-    // Wait until the request is in flight (its token was fetched).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while r.idp.stats().await.total == 0 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // In flight: the upstream has it, and answers in 1.5 s.
+    r.echo.until_hits(1).await;
     r.ccgate.terminate();
     r.ccgate.until_logged("shutting down").await;
     let refused = tokio::net::TcpStream::connect(("127.0.0.1", r.ccgate.ports["web"])).await;
@@ -290,14 +285,7 @@ async fn requests_in_flight_finish_on_the_configuration_they_started_with() {
             .header("x-upstream-delay-ms", "1500")
             .send(),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while r.echo.hits() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the slow request never reached the upstream"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    r.echo.until_hits(1).await; // in flight: the upstream answers in 1.5 s
     // The new version routes /v1 nowhere.
     let moved = dynamic(
         r.idp.token_endpoint(),

@@ -127,13 +127,23 @@ pub enum FetchError {
     /// timeout. Class: authorization server (or the network to it).
     #[error("the token endpoint did not answer in time")]
     Timeout,
+    /// The fetch ended without an answer of its own: it panicked, or its
+    /// task was cancelled (aborted, or the runtime shut down). Callers that
+    /// waited for it get this instead of the panic; the next request starts
+    /// a fresh fetch. Class: internal.
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What happened to the fetch; a fixed text, never a panic's
+        /// message (which could hold anything).
+        reason: &'static str,
+    },
 }
 
 impl FetchError {
     /// The status the middleware answers a request with when it could not
     /// get a token (SPEC §2.6): a rejection is 401 at application level and
     /// 502 at gateway level, a timeout of the last attempt 504, anything
-    /// else 502.
+    /// else (an internal error included) 502.
     #[must_use]
     pub fn http_status(&self, level: CredentialsLevel) -> StatusCode {
         match (self, level) {
@@ -144,7 +154,7 @@ impl FetchError {
     }
 
     /// A short label for metrics and logs: `rejected`, `unreachable`,
-    /// `unavailable`, `malformed` or `timeout`.
+    /// `unavailable`, `malformed`, `timeout` or `internal`.
     #[must_use]
     pub fn outcome(&self) -> &'static str {
         match self {
@@ -153,6 +163,7 @@ impl FetchError {
             Self::Unavailable { .. } => "unavailable",
             Self::Malformed { .. } => "malformed",
             Self::Timeout => "timeout",
+            Self::Internal { .. } => "internal",
         }
     }
 
@@ -204,13 +215,23 @@ mod tests {
                 reason: "the body is not JSON",
             },
             FetchError::Timeout,
+            FetchError::Internal {
+                reason: "the token fetch panicked",
+            },
         ]
     }
 
     #[test]
     fn statuses_follow_the_spec() {
         use CredentialsLevel::{Application, Gateway};
-        let expected = [(401, 502), (502, 502), (502, 502), (502, 502), (504, 504)];
+        let expected = [
+            (401, 502),
+            (502, 502),
+            (502, 502),
+            (502, 502),
+            (504, 504),
+            (502, 502),
+        ];
         for (error, (application, gateway)) in all().iter().zip(expected) {
             assert_eq!(
                 error.http_status(Application).as_u16(),
@@ -231,7 +252,8 @@ mod tests {
                 "unreachable",
                 "unavailable",
                 "malformed",
-                "timeout"
+                "timeout",
+                "internal"
             ]
         );
         assert!(all()[0].is_rejection());

@@ -4,8 +4,6 @@
 //! answer (for in-flight requests during reload and shutdown).
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +15,8 @@ use serde_json::json;
 /// A running echo upstream.
 pub(crate) struct Echo {
     pub(crate) url: String,
-    hits: Arc<AtomicUsize>,
+    /// Requests received so far, as soon as each one's head is in.
+    hits: tokio::sync::watch::Receiver<usize>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -27,17 +26,16 @@ impl Echo {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&hits);
+        let (counter, hits) = tokio::sync::watch::channel(0);
         let server = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let counter = Arc::clone(&counter);
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
-                        counter.fetch_add(1, Ordering::SeqCst);
+                        counter.send_modify(|hits| *hits += 1);
                         answer(request)
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
@@ -56,7 +54,16 @@ impl Echo {
 
     /// Requests received.
     pub(crate) fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        *self.hits.borrow()
+    }
+
+    /// Waits until `n` requests have been received (at most 10 s).
+    pub(crate) async fn until_hits(&self, n: usize) {
+        let mut hits = self.hits.clone();
+        tokio::time::timeout(Duration::from_secs(10), hits.wait_for(|hits| *hits >= n))
+            .await
+            .unwrap_or_else(|_| panic!("the upstream never received {n} requests"))
+            .expect("the upstream runs");
     }
 }
 

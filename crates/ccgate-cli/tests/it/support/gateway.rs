@@ -50,6 +50,8 @@ pub(crate) struct Ccgate {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The tasks reading standard output and error, done at their end.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     /// Entry point name → port, as given to [`Ccgate::start`].
     pub(crate) ports: BTreeMap<String, u16>,
 }
@@ -78,12 +80,13 @@ impl Ccgate {
             .kill_on_drop(true)
             .spawn()
             .expect("ccgate runs");
-        let stdout = collect(child.stdout.take().expect("stdout"));
-        let stderr = collect(child.stderr.take().expect("stderr"));
+        let (stdout, stdout_reader) = read_lines(child.stdout.take().expect("stdout"));
+        let (stderr, stderr_reader) = read_lines(child.stderr.take().expect("stderr"));
         let mut ccgate = Self {
             child,
             stdout,
             stderr,
+            readers: vec![stdout_reader, stderr_reader],
             ports: ports.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -131,14 +134,19 @@ impl Ccgate {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit (at most `limit`), returning its code.
+    /// Waits for the process to exit (at most `limit`), returning its code,
+    /// and for its output to be read to the end.
     pub(crate) async fn wait(&mut self, limit: Duration) -> Option<i32> {
         let status = tokio::time::timeout(limit, self.child.wait())
             .await
             .expect("ccgate exits in time")
             .expect("wait");
-        // Let the output readers catch up with the last lines.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        for reader in self.readers.drain(..) {
+            tokio::time::timeout(limit, reader)
+                .await
+                .expect("its output ends with it")
+                .expect("the output reader");
+        }
         status.code()
     }
 
@@ -169,9 +177,17 @@ async fn until_contains(output: impl Fn() -> String, text: &str, what: &str) {
 /// Reads `stream` line by line into a shared string, so the child never
 /// blocks on a full pipe and its output can be shown or searched.
 pub(crate) fn collect(stream: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+    read_lines(stream).0
+}
+
+/// As [`collect`], with the reading task, which ends at the end of
+/// `stream`.
+fn read_lines(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+) -> (Arc<Mutex<String>>, tokio::task::JoinHandle<()>) {
     let text = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&text);
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let mut text = sink.lock().expect("output");
@@ -179,5 +195,5 @@ pub(crate) fn collect(stream: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mu
             text.push('\n');
         }
     });
-    text
+    (text, reader)
 }
