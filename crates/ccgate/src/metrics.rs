@@ -36,6 +36,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::token::Outcome;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     middleware: String,
@@ -70,17 +72,6 @@ pub struct Metrics {
     cache_lookups: Family<CacheLabels, Counter>,
     store_errors: Family<StoreLabels, Counter>,
 }
-
-/// Outcomes of a token request, as labelled.
-pub(crate) const OUTCOMES: [&str; 7] = [
-    "success",
-    "rejected",
-    "unreachable",
-    "unavailable",
-    "malformed",
-    "timeout",
-    "internal",
-];
 
 fn duration_histogram() -> Histogram {
     // 5 ms to ~20 s
@@ -145,7 +136,7 @@ impl Metrics {
             self.cache_lookups.get_or_create(&labels).clone()
         };
         Handles {
-            token_outcomes: OUTCOMES.map(token),
+            token_outcomes: Outcome::ALL.map(|outcome| token(outcome.label())),
             token_duration: self
                 .token_duration
                 .get_or_create(&MiddlewareLabels {
@@ -188,7 +179,7 @@ impl Metrics {
 /// Counters and histograms of one middleware, resolved once.
 #[derive(Clone, Debug)]
 pub(crate) struct Handles {
-    token_outcomes: [Counter; OUTCOMES.len()],
+    token_outcomes: [Counter; Outcome::ALL.len()],
     pub(crate) token_duration: Histogram,
     pub(crate) memory_hit: Counter,
     pub(crate) memory_miss: Counter,
@@ -205,11 +196,15 @@ pub(crate) struct RedisHandles {
 }
 
 impl Handles {
-    /// Counts a token request with `outcome`, one of [`OUTCOMES`].
-    pub(crate) fn token_request(&self, outcome: &str) {
-        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
-            self.token_outcomes[i].inc();
-        }
+    /// Counts a token request with `outcome`.
+    pub(crate) fn token_request(&self, outcome: Outcome) {
+        self.token_outcomes[outcome as usize].inc();
+    }
+
+    /// The counter of `outcome`, for a part that counts on its own (the
+    /// memory store counts the fetches that ended without an answer).
+    pub(crate) fn token_outcome(&self, outcome: Outcome) -> Counter {
+        self.token_outcomes[outcome as usize].clone()
     }
 }
 
@@ -222,9 +217,9 @@ mod tests {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let handles = metrics.handles("cc-auth");
-        handles.token_request("success");
-        handles.token_request("timeout");
-        handles.token_request("timeout");
+        handles.token_request(Outcome::Success);
+        handles.token_request(Outcome::Timeout);
+        handles.token_request(Outcome::Timeout);
         handles.memory_hit.inc();
         handles.token_duration.observe(0.02);
         #[cfg(feature = "redis")]

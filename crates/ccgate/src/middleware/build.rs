@@ -19,7 +19,7 @@ use crate::store::memory::{DEFAULT_MAX_ENTRIES, Memory};
 #[cfg(feature = "redis")]
 use crate::store::redis::{MAX_WAIT, Redis};
 use crate::store::seal::Sealer;
-use crate::token::{BuildError, Endpoint, EndpointSettings, TlsSettings};
+use crate::token::{BuildError, Endpoint, EndpointSettings, Outcome, TlsSettings};
 
 /// Longest accepted `clientConfig.timeoutSeconds`.
 const MAX_TIMEOUT_SECONDS: u64 = 300;
@@ -140,14 +140,19 @@ impl Builder {
             Some(previous) if !shared && previous.inner.token_settings == token_settings => {
                 previous.inner.source.clone()
             }
-            _ => TokenSource::new(
-                endpoint,
-                keys,
-                Memory::new(self.max_entries),
-                #[cfg(feature = "redis")]
-                redis,
-                metrics.handles(&self.name),
-            ),
+            _ => {
+                let handles = metrics.handles(&self.name);
+                let memory = Memory::new(self.max_entries)
+                    .counting_failures(handles.token_outcome(Outcome::Internal));
+                TokenSource::new(
+                    endpoint,
+                    keys,
+                    memory,
+                    #[cfg(feature = "redis")]
+                    redis,
+                    handles,
+                )
+            }
         };
         Ok(Middleware {
             inner: Arc::new(Inner {

@@ -38,7 +38,7 @@ use crate::store::key::{CacheKey, KeyDeriver};
 use crate::store::memory::{Fetched, Memory};
 #[cfg(feature = "redis")]
 use crate::store::redis::Redis;
-use crate::token::{Endpoint, FetchError};
+use crate::token::{Endpoint, FetchError, Outcome};
 
 /// How long rejected credentials are remembered: a wrong secret cannot
 /// turn every request into a token request, and a fixed one works again
@@ -220,7 +220,7 @@ impl Inner {
         });
         match entry {
             Ok(entry) => {
-                self.metrics.token_request("success");
+                self.metrics.token_request(Outcome::Success);
                 Ok(Arc::new(entry))
             }
             Err(error) => {

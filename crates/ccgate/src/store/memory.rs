@@ -29,6 +29,7 @@ use futures_util::future::{BoxFuture, Shared};
 use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::Op;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::oneshot;
 
 use super::entry::Entry;
@@ -56,6 +57,9 @@ pub(crate) struct Memory {
     /// `in_flight`): a caller that read it before missing knows, under the
     /// lock, whether its miss may have been overtaken.
     stored: Arc<AtomicU64>,
+    /// Counts fetches that ended without an answer (panicked, cancelled):
+    /// once per fetch, however many callers waited for it.
+    failures: Counter,
     #[cfg(test)]
     seams: Arc<seams::Seams>,
 }
@@ -105,9 +109,18 @@ impl Memory {
                 .build(),
             in_flight: Arc::default(),
             stored: Arc::default(),
+            failures: Counter::default(),
             #[cfg(test)]
             seams: Arc::default(),
         }
+    }
+
+    /// The same store, counting into `failures` each fetch that ends
+    /// without an answer (the `internal` outcome of token requests).
+    #[must_use]
+    pub(crate) fn counting_failures(mut self, failures: Counter) -> Self {
+        self.failures = failures;
+        self
     }
 
     /// The entry under `key`, if present and fresh.
@@ -298,6 +311,7 @@ impl Drop for Landing {
         if self.answer.is_none() {
             return;
         }
+        self.store.failures.inc();
         // The panic's message is not logged: it could hold anything.
         let reason = if std::thread::panicking() {
             tracing::error!("a token fetch panicked; its callers get an internal error");
@@ -466,7 +480,8 @@ mod tests {
     /// error and leaves nothing behind.
     #[tokio::test]
     async fn a_panicking_fetch_answers_internal_and_leaves_no_flight() {
-        let store = Memory::new(100);
+        let failures = Counter::default();
+        let store = Memory::new(100).counting_failures(failures.clone());
         let source = Source::default();
         let (release, release_rx) = oneshot::channel::<()>();
         let fetch = source.fetch(async move {
@@ -481,10 +496,12 @@ mod tests {
         assert!(is_internal(&first.await));
         assert!(is_internal(&second.await));
         assert_eq!(in_flight(&store), 0);
+        assert_eq!(failures.get(), 1, "counted once for both waiters");
 
         let again = store.get_or_fetch(key("app"), source.ok("fresh")).await;
         assert_eq!(token(&again.unwrap()), "Bearer fresh");
         assert_eq!(source.count(), 2);
+        assert_eq!(failures.get(), 1, "a success is not a failure");
     }
 
     /// Bug (b): a fetch whose task is aborted answers its waiters with an

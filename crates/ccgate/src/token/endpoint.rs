@@ -254,7 +254,7 @@ impl Inner {
                 method = placement.as_str(),
                 attempt = retry + 1,
                 elapsed_ms,
-                outcome = failure.error.outcome(),
+                outcome = failure.error.outcome().label(),
                 error = %failure.error,
                 retrying,
                 "token request failed"

@@ -153,17 +153,16 @@ impl FetchError {
         }
     }
 
-    /// A short label for metrics and logs: `rejected`, `unreachable`,
-    /// `unavailable`, `malformed`, `timeout` or `internal`.
+    /// The outcome this error counts as in `ccgate_token_requests_total`.
     #[must_use]
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Self::Rejected { .. } => "rejected",
-            Self::Unreachable { .. } => "unreachable",
-            Self::Unavailable { .. } => "unavailable",
-            Self::Malformed { .. } => "malformed",
-            Self::Timeout => "timeout",
-            Self::Internal { .. } => "internal",
+            Self::Rejected { .. } => Outcome::Rejected,
+            Self::Unreachable { .. } => Outcome::Unreachable,
+            Self::Unavailable { .. } => Outcome::Unavailable,
+            Self::Malformed { .. } => Outcome::Malformed,
+            Self::Timeout => Outcome::Timeout,
+            Self::Internal { .. } => Outcome::Internal,
         }
     }
 
@@ -173,6 +172,57 @@ impl FetchError {
     #[must_use]
     pub fn is_rejection(&self) -> bool {
         matches!(self, Self::Rejected { .. })
+    }
+}
+
+/// The outcome of one token request: the `outcome` label of
+/// `ccgate_token_requests_total`. Every [`FetchError`] maps to one
+/// ([`FetchError::outcome`], an exhaustive match), so a new error cannot
+/// go uncounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A token was obtained.
+    Success,
+    /// [`FetchError::Rejected`].
+    Rejected,
+    /// [`FetchError::Unreachable`].
+    Unreachable,
+    /// [`FetchError::Unavailable`].
+    Unavailable,
+    /// [`FetchError::Malformed`].
+    Malformed,
+    /// [`FetchError::Timeout`].
+    Timeout,
+    /// [`FetchError::Internal`]. Keep it last: [`Outcome::ALL`] is sized by it.
+    Internal,
+}
+
+impl Outcome {
+    /// Every outcome, in declaration order (`ALL[o as usize] == o`).
+    pub const ALL: [Self; Self::Internal as usize + 1] = [
+        Self::Success,
+        Self::Rejected,
+        Self::Unreachable,
+        Self::Unavailable,
+        Self::Malformed,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
+    /// The metric label: `success`, `rejected`, `unreachable`,
+    /// `unavailable`, `malformed`, `timeout` or `internal`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Rejected => "rejected",
+            Self::Unreachable => "unreachable",
+            Self::Unavailable => "unavailable",
+            Self::Malformed => "malformed",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+        }
     }
 }
 
@@ -244,7 +294,7 @@ mod tests {
 
     #[test]
     fn outcomes_are_distinct_labels() {
-        let labels: Vec<_> = all().iter().map(FetchError::outcome).collect();
+        let labels: Vec<_> = all().iter().map(|e| e.outcome().label()).collect();
         assert_eq!(
             labels,
             [
@@ -256,6 +306,9 @@ mod tests {
                 "internal"
             ]
         );
+        for (i, outcome) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, i, "ALL is in declaration order");
+        }
         assert!(all()[0].is_rejection());
         assert!(all()[1..].iter().all(|e| !e.is_rejection()));
     }

@@ -100,7 +100,7 @@ async fn a_stalled_answer_times_out_on_every_attempt() {
     })
     .await;
     assert_eq!(error, FetchError::Timeout);
-    assert_eq!(error.outcome(), "timeout");
+    assert_eq!(error.outcome().label(), "timeout");
     assert_eq!(server.count(), 2);
     assert!(started.elapsed() >= Duration::from_millis(600));
 }

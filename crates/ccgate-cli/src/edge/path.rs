@@ -1,0 +1,336 @@
+//! The request path as routing, the middlewares and the upstream all see
+//! it (SPEC §10).
+//!
+//! 1. Percent-escapes of unreserved characters (`A–Z a–z 0–9 - . _ ~`) are
+//!    decoded and every other escape is upper-cased (RFC 3986 §2.3,
+//!    §6.2.2.1), so `/%61pi` is `/api` and `%2e%2E` is `..`.
+//! 2. An escape of `/ \ NUL ; % ? #` is refused unless the entry point
+//!    allows that character ([`EncodedCharacters`], Traefik's names): a
+//!    server behind the gateway may decode it and see another path than
+//!    the one routed.
+//! 3. With `sanitizePath` (the default), repeated slashes are collapsed
+//!    and `.` and `..` segments removed (RFC 3986 §5.2.4, as Go's
+//!    `path.Clean`, keeping a trailing slash as Traefik does), so
+//!    `//api/x` and `/a/../api/x` are `/api/x`.
+//!
+//! A path that needs none of this (the common case) is returned as it is,
+//! without allocating.
+//!
+//! # Example
+//!
+//! ```text
+//! normalise("/%61pi//v1/./users/../items", &PathRules::default()) == Ok("/api/v1/items")
+//! normalise("/files/a%2Fb", &PathRules::default()) == Err(PathError::EncodedCharacter(b'/'))
+//! ```
+
+use std::borrow::Cow;
+
+/// Which encoded characters an entry point lets through
+/// (`http.encodedCharacters.allowEncoded*`); all refused by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EncodedCharacters {
+    /// `%2F` (`allowEncodedSlash`).
+    pub(crate) slash: bool,
+    /// `%5C` (`allowEncodedBackSlash`).
+    pub(crate) back_slash: bool,
+    /// `%00` (`allowEncodedNullCharacter`).
+    pub(crate) null_character: bool,
+    /// `%3B` (`allowEncodedSemicolon`).
+    pub(crate) semicolon: bool,
+    /// `%25` (`allowEncodedPercent`).
+    pub(crate) percent: bool,
+    /// `%3F` (`allowEncodedQuestionMark`).
+    pub(crate) question_mark: bool,
+    /// `%23` (`allowEncodedHash`).
+    pub(crate) hash: bool,
+}
+
+impl EncodedCharacters {
+    /// Whether the escape of `byte` may stay in a path: always for bytes
+    /// other than the seven, else as configured.
+    fn allows(self, byte: u8) -> bool {
+        match byte {
+            b'/' => self.slash,
+            b'\\' => self.back_slash,
+            0 => self.null_character,
+            b';' => self.semicolon,
+            b'%' => self.percent,
+            b'?' => self.question_mark,
+            b'#' => self.hash,
+            _ => true,
+        }
+    }
+}
+
+/// How an entry point normalises paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PathRules {
+    /// The encoded characters let through.
+    pub(crate) allow: EncodedCharacters,
+    /// `http.sanitizePath` (default true): collapse slashes, remove dot
+    /// segments.
+    pub(crate) sanitize: bool,
+}
+
+impl Default for PathRules {
+    fn default() -> Self {
+        Self {
+            allow: EncodedCharacters::default(),
+            sanitize: true,
+        }
+    }
+}
+
+/// Why a path is refused (the caller gets 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathError {
+    /// An escape of one of the seven characters the entry point refuses;
+    /// the decoded byte.
+    EncodedCharacter(u8),
+    /// A `%` not followed by two hexadecimal digits.
+    BadEscape,
+}
+
+/// The normalised form of `path` (the path of a request target, without
+/// its query), per the module docs.
+///
+/// # Errors
+///
+/// [`PathError`] when the path holds a refused or malformed escape.
+pub(crate) fn normalise<'a>(path: &'a str, rules: &PathRules) -> Result<Cow<'a, str>, PathError> {
+    let decoded = decode(path, rules.allow)?;
+    if !rules.sanitize || !needs_cleaning(&decoded) {
+        return Ok(decoded);
+    }
+    Ok(Cow::Owned(clean(&decoded)))
+}
+
+/// Step 1 and 2: unreserved escapes decoded, the others upper-cased.
+fn decode(path: &str, allow: EncodedCharacters) -> Result<Cow<'_, str>, PathError> {
+    let bytes = path.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| b == b'%') else {
+        return Ok(Cow::Borrowed(path));
+    };
+    let mut out = String::with_capacity(path.len());
+    out.push_str(&path[..first]);
+    let mut i = first;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b != b'%' {
+            // Non-ASCII bytes cannot be in a parsed URI path; copy the
+            // whole character anyway so that `out` stays valid UTF-8.
+            let width = utf8_width(b);
+            out.push_str(&path[i..i + width]);
+            i += width;
+            continue;
+        }
+        let (Some(&high), Some(&low)) = (bytes.get(i + 1), bytes.get(i + 2)) else {
+            return Err(PathError::BadEscape);
+        };
+        let (Some(h), Some(l)) = (hex(high), hex(low)) else {
+            return Err(PathError::BadEscape);
+        };
+        let byte = (h << 4) | l;
+        if is_unreserved(byte) {
+            out.push(char::from(byte));
+        } else if allow.allows(byte) {
+            out.push('%');
+            out.push(char::from(HEX_UPPER[usize::from(h)]));
+            out.push(char::from(HEX_UPPER[usize::from(l)]));
+        } else {
+            return Err(PathError::EncodedCharacter(byte));
+        }
+        i += 3;
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Whether `path` holds a repeated slash or a dot segment, or does not
+/// start with `/`.
+fn needs_cleaning(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        // "*" (OPTIONS *) and authority-form targets have no path to clean.
+        return !path.is_empty() && path != "*";
+    }
+    bytes.windows(2).any(|w| w == b"//")
+        || path
+            .split('/')
+            .skip(1)
+            .any(|segment| segment == "." || segment == "..")
+}
+
+/// Step 3: slashes collapsed, dot segments removed, a trailing slash kept.
+fn clean(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let trailing = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
+    let mut out = String::with_capacity(path.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    out
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+fn hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// RFC 3986 §2.3.
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+fn utf8_width(first: u8) -> usize {
+    match first {
+        0xF0..=0xFF => 4,
+        0xE0..=0xEF => 3,
+        0xC0..=0xDF => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(path: &str) -> Result<String, PathError> {
+        normalise(path, &PathRules::default()).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn plain_paths_are_borrowed_as_they_are() {
+        for path in ["/", "/api/v1/items", "/a-b_c.d~e", "/a/.well-known/x", "/..a/b.."] {
+            let normalised = normalise(path, &PathRules::default()).unwrap();
+            assert!(matches!(normalised, Cow::Borrowed(_)), "{path}");
+            assert_eq!(normalised, path);
+        }
+    }
+
+    #[test]
+    fn unreserved_escapes_are_decoded_and_others_upper_cased() {
+        assert_eq!(norm("/%61pi/x").unwrap(), "/api/x");
+        assert_eq!(norm("/%7Euser/%2d").unwrap(), "/~user/-");
+        assert_eq!(norm("/caf%c3%a9").unwrap(), "/caf%C3%A9");
+        assert_eq!(norm("/a%20b").unwrap(), "/a%20b");
+        assert_eq!(norm("/%40%3a").unwrap(), "/%40%3A");
+    }
+
+    #[test]
+    fn slashes_and_dot_segments_are_cleaned_as_go_path_clean() {
+        let cases = [
+            ("//api/x", "/api/x"),
+            ("/a//../b", "/b"),
+            ("/a/./b", "/a/b"),
+            ("/a/b/..", "/a/"),
+            ("/..", "/"),
+            ("/../../etc/passwd", "/etc/passwd"),
+            ("/a/b/../../..//c", "/c"),
+            ("/api/", "/api/"),
+            ("/api//", "/api/"),
+            ("/.", "/"),
+            ("/%2e%2e/api", "/api"),
+            ("/%2E/api/%2e", "/api/"),
+            ("/x/%2e%2E/api", "/api"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(norm(path).unwrap(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_seven_encoded_characters_are_refused_unless_allowed() {
+        let refused = [
+            ("/a%2Fb", b'/'),
+            ("/a%2fb", b'/'),
+            ("/a%5Cb", b'\\'),
+            ("/a%00b", 0),
+            ("/a%3Bb", b';'),
+            ("/a%25b", b'%'),
+            ("/a%3Fb", b'?'),
+            ("/a%23b", b'#'),
+        ];
+        for (path, byte) in refused {
+            assert_eq!(norm(path), Err(PathError::EncodedCharacter(byte)), "{path}");
+        }
+        let all = PathRules {
+            allow: EncodedCharacters {
+                slash: true,
+                back_slash: true,
+                null_character: true,
+                semicolon: true,
+                percent: true,
+                question_mark: true,
+                hash: true,
+            },
+            sanitize: true,
+        };
+        for (path, _) in refused {
+            let kept = normalise(path, &all).unwrap();
+            assert_eq!(kept.to_ascii_uppercase(), path.to_ascii_uppercase(), "{path}");
+        }
+        // An allowed encoded slash is not a separator: nothing to clean.
+        assert_eq!(normalise("/a%2F..%2Fb", &all).unwrap(), "/a%2F..%2Fb");
+    }
+
+    #[test]
+    fn each_allowance_lets_through_only_its_character() {
+        let only_slash = PathRules {
+            allow: EncodedCharacters {
+                slash: true,
+                ..EncodedCharacters::default()
+            },
+            sanitize: true,
+        };
+        assert!(normalise("/a%2Fb", &only_slash).is_ok());
+        assert_eq!(
+            normalise("/a%3Bb", &only_slash),
+            Err(PathError::EncodedCharacter(b';'))
+        );
+    }
+
+    #[test]
+    fn malformed_escapes_are_refused() {
+        for path in ["/a%", "/a%2", "/a%zz", "/a%2g", "/%%41"] {
+            assert_eq!(norm(path), Err(PathError::BadEscape), "{path}");
+        }
+    }
+
+    #[test]
+    fn without_sanitize_only_decoding_happens() {
+        let rules = PathRules {
+            sanitize: false,
+            ..PathRules::default()
+        };
+        assert_eq!(normalise("//a/../%61", &rules).unwrap(), "//a/../a");
+        assert_eq!(
+            normalise("/a%2Fb", &rules),
+            Err(PathError::EncodedCharacter(b'/'))
+        );
+    }
+
+    #[test]
+    fn targets_without_a_path_stay() {
+        assert_eq!(norm("*").unwrap(), "*");
+        assert_eq!(norm("").unwrap(), "");
+    }
+}
