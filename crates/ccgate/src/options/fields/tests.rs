@@ -217,3 +217,16 @@ fn values_of_free_form_fields_are_kept_as_written() {
     let value = json!({"A": [1, {"B": null}], "c": "d"});
     assert_eq!(from_value::<Value>(value.clone()), Ok(value));
 }
+
+#[test]
+fn aliases_match_like_names() {
+    #[derive(Debug, Deserialize)]
+    struct Renamed {
+        #[serde(alias = "oldName")]
+        name: String,
+    }
+    let read: Renamed = from_value(json!({"OLDNAME": "a"})).unwrap();
+    assert_eq!(read.name, "a");
+    let err = from_value::<Renamed>(json!({"other": 1})).unwrap_err();
+    assert_eq!(err.reason(), "unknown field (known: name, oldName)");
+}
