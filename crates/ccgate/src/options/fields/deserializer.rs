@@ -101,18 +101,15 @@ impl Node {
             None => (name, variants.join(", ")),
         };
         let (object, path) = self.mapping()?;
-        if object.len() != 1 {
-            let reason = if object.is_empty() {
-                format!("empty: expected a {what} ({supported})")
-            } else {
-                let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-                let given = keys.join(", ");
-                format!("holds {} ({given}): give exactly one {what}", keys.len())
-            };
+        if object.len() > 1 {
+            let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            let given = keys.join(", ");
+            let reason = format!("holds {} ({given}): give exactly one {what}", keys.len());
             return Err(Error::new(path, reason));
         }
         let Some((key, value)) = object.into_iter().next() else {
-            unreachable!("one entry")
+            let reason = format!("empty: expected a {what} ({supported})");
+            return Err(Error::new(path, reason));
         };
         let Some(variant) = canonical(variants, &key) else {
             let reason = format!("unsupported {what} `{key}` (ccgate supports {supported})");
