@@ -5,69 +5,23 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ccgate::options::fields;
 use ccgate::options::{Options, OptionsError};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::error::{ConfigError, Origin};
+use super::error::{ConfigError, Origin, join};
 use super::model::{Middleware, Router, Service};
-use super::normalise::{Shape, join, normalise, typed};
 use super::secrets::Secrets;
 use crate::rule::Rule;
 
 /// The namespace of middlewares defined under `http.middlewares`.
 pub(super) const DEFAULT_NAMESPACE: &str = "default";
 
-/// The one middleware type: `plugin.oAuthClientCredentials`. Also the
-/// shape of a Kubernetes Middleware's `spec`.
-pub(super) const MIDDLEWARE: Shape = Shape::OneOf {
-    fields: &[(
-        "plugin",
-        Shape::OneOf {
-            fields: &[("oAuthClientCredentials", Shape::Any)],
-            what: "plugin",
-            supported: "oAuthClientCredentials",
-        },
-    )],
-    what: "middleware type",
-    supported: "plugin.oAuthClientCredentials",
-};
-
-const ROUTER: Shape = Shape::Object(&[
-    ("entryPoints", Shape::List(&Shape::Any)),
-    ("rule", Shape::Any),
-    ("priority", Shape::Any),
-    ("middlewares", Shape::List(&Shape::Any)),
-    ("service", Shape::Any),
-]);
-
-const SERVICE: Shape = Shape::OneOf {
-    fields: &[(
-        "loadBalancer",
-        Shape::Object(&[
-            (
-                "servers",
-                Shape::List(&Shape::Object(&[("url", Shape::Any)])),
-            ),
-            ("passHostHeader", Shape::Any),
-        ]),
-    )],
-    what: "service type",
-    supported: "loadBalancer",
-};
-
-const HTTP: Shape = Shape::Object(&[
-    ("routers", Shape::Map(&ROUTER)),
-    ("middlewares", Shape::Map(&MIDDLEWARE)),
-    ("services", Shape::Map(&SERVICE)),
-]);
-
-/// A document of a provider file that is not a Kubernetes manifest.
-const DOCUMENT: Shape = Shape::Object(&[("http", HTTP)]);
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDocument {
+    #[serde(default, deserialize_with = "fields::section")]
     http: Option<RawHttp>,
 }
 
@@ -94,24 +48,29 @@ struct RawRouter {
     service: String,
 }
 
-/// `plugin.oAuthClientCredentials`, the options left as a value.
+/// A middleware holds exactly one type; ccgate has one,
+/// `plugin.oAuthClientCredentials`, whose options are left as a value.
+/// Also a Kubernetes Middleware's `spec`. The serde names are the labels
+/// of the messages ([`fields`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawMiddleware {
-    plugin: RawPlugin,
+#[serde(rename = "middleware type: plugin.oAuthClientCredentials")]
+pub(super) enum RawMiddleware {
+    #[serde(rename = "plugin")]
+    Plugin(RawPlugin),
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlugin {
+#[serde(rename = "plugin")]
+pub(super) enum RawPlugin {
     #[serde(rename = "oAuthClientCredentials")]
-    options: Value,
+    OAuthClientCredentials(Value),
 }
 
+/// A service holds exactly one kind; ccgate has `loadBalancer`.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawService {
-    load_balancer: RawLoadBalancer,
+#[serde(rename = "service type", rename_all = "camelCase")]
+enum RawService {
+    LoadBalancer(RawLoadBalancer),
 }
 
 #[derive(Deserialize)]
@@ -170,8 +129,7 @@ impl Definitions {
         value: Map<String, Value>,
         origin: &Origin,
     ) -> Result<(), ConfigError> {
-        let value = normalise(Value::Object(value), &DOCUMENT, origin, "")?;
-        let raw: RawDocument = typed(value, origin, "")?;
+        let raw: RawDocument = origin.read(Value::Object(value), "")?;
         match raw.http {
             Some(http) => self.add_http(http, origin),
             None => Ok(()),
@@ -180,8 +138,7 @@ impl Definitions {
 
     /// Reads the main file's inline `http` section.
     pub(super) fn read_http(&mut self, value: Value, origin: &Origin) -> Result<(), ConfigError> {
-        let value = normalise(value, &HTTP, origin, "http")?;
-        let raw: RawHttp = typed(value, origin, "http")?;
+        let raw: RawHttp = origin.read(value, "http")?;
         self.add_http(raw, origin)
     }
 
@@ -212,9 +169,10 @@ impl Definitions {
         origin: &Origin,
         path: String,
     ) -> Result<(), ConfigError> {
+        let RawMiddleware::Plugin(RawPlugin::OAuthClientCredentials(options)) = raw;
         let pending = PendingMiddleware {
             namespace: namespace.to_owned(),
-            options: raw.plugin.options,
+            options,
         };
         define(
             &mut self.middlewares,
@@ -272,7 +230,7 @@ fn router(raw: RawRouter, origin: &Origin, path: &str) -> Result<Router, ConfigE
 }
 
 fn service(raw: RawService, origin: &Origin, path: &str) -> Result<Service, ConfigError> {
-    let balancer = raw.load_balancer;
+    let RawService::LoadBalancer(balancer) = raw;
     if balancer.servers.is_empty() {
         let path = format!("{path}.loadBalancer.servers");
         return Err(origin.error(&path, "at least one server is required"));
@@ -382,7 +340,7 @@ impl Middleware {
 
 fn option_path(options_path: &str, error: &OptionsError) -> String {
     match error.field() {
-        "" | "." => options_path.to_owned(),
+        "." => options_path.to_owned(),
         field => join(options_path, field),
     }
 }

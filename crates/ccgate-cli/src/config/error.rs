@@ -3,6 +3,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use ccgate::options::fields;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
 /// Where a value was read: a file, and in a file of several YAML documents
 /// the line its document starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +39,31 @@ impl Origin {
             },
             reason: reason.into(),
         }
+    }
+
+    /// Reads `value`, found at `path` of this document, into `T`
+    /// ([`fields::from_value`]: names match case-insensitively). Only for
+    /// values that hold no secret: a type error quotes the value.
+    pub(crate) fn read<T: DeserializeOwned>(
+        &self,
+        value: Value,
+        path: &str,
+    ) -> Result<T, ConfigError> {
+        fields::from_value(value)
+            .map_err(|error| self.error(&join(path, error.field()), error.reason()))
+    }
+}
+
+/// `path.key`, `path[i]`, or `key` at the top (or `path` for no key).
+pub(crate) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else if key.is_empty() {
+        path.to_owned()
+    } else if key.starts_with('[') {
+        format!("{path}{key}")
+    } else {
+        format!("{path}.{key}")
     }
 }
 
@@ -108,7 +137,119 @@ impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+    use serde_json::json;
+
     use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        #[serde(default)]
+        entry_points: BTreeMap<String, Address>,
+        #[serde(default)]
+        servers: Vec<Server>,
+        kind: Option<Kind>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Address {
+        address: Value,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Server {
+        url: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "service type", rename_all = "camelCase")]
+    #[allow(dead_code)]
+    enum Kind {
+        LoadBalancer(Value),
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Router {
+        rule: String,
+        priority: Option<i64>,
+    }
+
+    fn read<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, String> {
+        let origin = Origin::file(Path::new("c.yaml"));
+        origin.read(value, path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn read_errors_name_the_file_and_the_full_path() {
+        for (value, path, expected) in [
+            (
+                json!({"entryPoints": {"web": {"adress": ":80"}}}),
+                "",
+                "c.yaml: entryPoints.web.adress: unknown field (known: address)",
+            ),
+            (
+                json!({"servers": [{"url": "a"}, {"uri": "b"}]}),
+                "",
+                "c.yaml: servers[1].uri: unknown field (known: url)",
+            ),
+            (
+                json!({"servers": "x"}),
+                "",
+                "c.yaml: servers: expected a list, found a string",
+            ),
+            (
+                json!({"entryPoints": {"web": {"address": 1, "ADDRESS": 2}}}),
+                "",
+                "c.yaml: entryPoints.web.address: given twice (field names match case-insensitively)",
+            ),
+            (
+                json!({"kind": {"weighted": {}}}),
+                "",
+                "c.yaml: kind.weighted: unsupported service type `weighted` (ccgate supports loadBalancer)",
+            ),
+            (
+                json!({"kind": {}}),
+                "",
+                "c.yaml: kind: empty: expected a service type (loadBalancer)",
+            ),
+            (
+                json!({"kind": {"loadBalancer": 1, "mirroring": 2}}),
+                "",
+                "c.yaml: kind: holds 2 (loadBalancer, mirroring): give exactly one service type",
+            ),
+        ] {
+            assert_eq!(read::<Shape>(value, path).unwrap_err(), expected);
+        }
+        let err = read::<Router>(json!({"priority": 1}), "http.routers.api").unwrap_err();
+        assert_eq!(err, "c.yaml: http.routers.api.rule: required");
+        let err = read::<Router>(json!({"rule": "r", "priority": "high"}), "r").unwrap_err();
+        assert_eq!(
+            err,
+            "c.yaml: r.priority: invalid type: string \"high\", expected i64"
+        );
+    }
+
+    #[test]
+    fn read_takes_any_case_and_empty_sections() {
+        let shape: Shape = read(
+            json!({"ENTRYPOINTS": {"Web": {"Address": ":80"}}, "servers": [{"URL": "u"}], "kind": {"loadbalancer": 1}}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(shape.entry_points["Web"].address, ":80");
+        assert_eq!(shape.servers[0].url, "u");
+        let shape: Shape = read(json!({"entryPoints": null, "servers": null}), "").unwrap();
+        assert!(shape.entry_points.is_empty() && shape.servers.is_empty());
+    }
 
     #[test]
     fn display_names_file_place_and_reason() {

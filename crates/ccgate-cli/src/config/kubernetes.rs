@@ -18,9 +18,8 @@ use base64::Engine as _;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::dynamic::{DEFAULT_NAMESPACE, Definitions, MIDDLEWARE, RawMiddleware};
+use super::dynamic::{DEFAULT_NAMESPACE, Definitions, RawMiddleware};
 use super::error::{ConfigError, Origin};
-use super::normalise::{normalise, typed};
 use super::yaml::{Document, kind};
 
 /// API versions of Traefik's Middleware resource.
@@ -53,8 +52,7 @@ pub(super) fn read(document: Document, definitions: &mut Definitions) -> Result<
             only(&value, &["metadata", "spec"], &origin)?;
             let (name, namespace) = metadata(&mut value, &origin)?;
             let spec = value.remove("spec").unwrap_or(Value::Null);
-            let spec = normalise(spec, &MIDDLEWARE, &origin, "spec")?;
-            let raw: RawMiddleware = typed(spec, &origin, "spec")?;
+            let raw: RawMiddleware = origin.read(spec, "spec")?;
             definitions.add_middleware(name, &namespace, raw, &origin, "spec".to_owned())
         }
         "Secret" => {

@@ -43,7 +43,6 @@ mod dynamic;
 mod error;
 mod kubernetes;
 mod model;
-mod normalise;
 mod references;
 mod secrets;
 mod static_config;

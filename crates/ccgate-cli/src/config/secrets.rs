@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::error::{ConfigError, Origin};
-use super::normalise::join;
+use super::error::{ConfigError, Origin, join};
 
 /// The prefix that marks a string as a Kubernetes URN.
 const URN_PREFIX: &str = "urn:k8s:";

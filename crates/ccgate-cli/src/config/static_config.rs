@@ -6,63 +6,33 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use ccgate::options::fields;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, Origin};
 use super::model::{AccessLog, EntryPoint, Log, LogFormat, TlsFiles};
-use super::normalise::{Shape, normalise, typed};
 
 /// Traefik's default entry point name, used by `ping` and
 /// `metrics.prometheus` when they name none.
 pub(super) const DEFAULT_ENTRY_POINT: &str = "traefik";
 
-const ENTRY_POINT: Shape = Shape::Object(&[
-    ("address", Shape::Any),
-    (
-        "tls",
-        Shape::Object(&[("certFile", Shape::Any), ("keyFile", Shape::Any)]),
-    ),
-]);
-
-const STATIC: Shape = Shape::Object(&[
-    ("entryPoints", Shape::Map(&ENTRY_POINT)),
-    ("ping", Shape::Object(&[("entryPoint", Shape::Any)])),
-    (
-        "metrics",
-        Shape::Object(&[("prometheus", Shape::Object(&[("entryPoint", Shape::Any)]))]),
-    ),
-    (
-        "log",
-        Shape::Object(&[("level", Shape::Any), ("format", Shape::Any)]),
-    ),
-    (
-        "accessLog",
-        Shape::Object(&[("format", Shape::Any), ("filePath", Shape::Any)]),
-    ),
-    (
-        "providers",
-        Shape::Object(&[(
-            "file",
-            Shape::Object(&[
-                ("filename", Shape::Any),
-                ("directory", Shape::Any),
-                ("watch", Shape::Any),
-            ]),
-        )]),
-    ),
-    ("http", Shape::Any),
-]);
-
+/// The main file's configuration document. A section given with nothing
+/// after it (`accessLog:`) is on, with its defaults ([`fields::section`]).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Raw {
     #[serde(default)]
     entry_points: BTreeMap<String, RawEntryPoint>,
+    #[serde(default, deserialize_with = "fields::section")]
     ping: Option<RawEntryPointRef>,
+    #[serde(default, deserialize_with = "fields::section")]
     metrics: Option<RawMetrics>,
+    #[serde(default, deserialize_with = "fields::section")]
     log: Option<RawLog>,
+    #[serde(default, deserialize_with = "fields::section")]
     access_log: Option<RawAccessLog>,
+    #[serde(default, deserialize_with = "fields::section")]
     providers: Option<RawProviders>,
     http: Option<Value>,
 }
@@ -71,6 +41,7 @@ struct Raw {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawEntryPoint {
     address: String,
+    #[serde(default, deserialize_with = "fields::section")]
     tls: Option<RawTls>,
 }
 
@@ -90,6 +61,7 @@ struct RawEntryPointRef {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawMetrics {
+    #[serde(default, deserialize_with = "fields::section")]
     prometheus: Option<RawEntryPointRef>,
 }
 
@@ -110,6 +82,7 @@ struct RawAccessLog {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawProviders {
+    #[serde(default, deserialize_with = "fields::section")]
     file: Option<RawFileProvider>,
 }
 
@@ -176,8 +149,7 @@ pub(super) fn read(
     origin: &Origin,
     base: &Path,
 ) -> Result<Static, ConfigError> {
-    let value = normalise(Value::Object(value), &STATIC, origin, "")?;
-    let raw: Raw = typed(value, origin, "")?;
+    let raw: Raw = origin.read(Value::Object(value), "")?;
     let mut entry_points = BTreeMap::new();
     for (name, raw) in raw.entry_points {
         let path = format!("entryPoints.{name}");

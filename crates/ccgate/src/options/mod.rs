@@ -2,7 +2,7 @@
 //! field names.
 //!
 //! [`Options`] is the configuration as written: field names match
-//! case-insensitively (`clientId` and `clientID` are one field, as in
+//! case-insensitively ([`fields`]: `clientId` and `clientID` are one field, as in
 //! Traefik), unknown fields are errors, and every [`OptionsError`] names
 //! the path of its field. [`Options::from_value`] reads them from a JSON
 //! value (the gateway converts its YAML to one); Rust users may also fill
@@ -36,7 +36,7 @@
 //! # Ok::<(), ccgate::options::OptionsError>(())
 //! ```
 
-mod normalise;
+pub mod fields;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -215,42 +215,23 @@ impl Options {
     /// twice in different cases, or a value of the wrong type. Values of
     /// secret fields are never shown.
     pub fn from_value(value: Value) -> Result<Self, OptionsError> {
-        let value = normalise::normalise(value, &normalise::OPTIONS, "")?;
-        let value = if value.is_null() {
-            Value::Object(serde_json::Map::new())
-        } else {
-            value
-        };
-        serde_path_to_error::deserialize(value).map_err(|err| {
-            let field = err.path().to_string();
-            let reason = if SECRET_FIELDS.contains(&field.as_str()) {
-                "expected a string (the value is a secret and not shown)".to_owned()
-            } else {
-                err.into_inner().to_string()
-            };
-            OptionsError::new(&field, reason)
-        })
+        fields::from_value(value).map_err(|error| OptionsError::new(error.field(), error.reason()))
     }
 }
-
-/// Paths of the fields whose values are secrets.
-const SECRET_FIELDS: &[&str] = &[
-    "clientSecret",
-    "store.secret",
-    "clientConfig.tls.key",
-    "store.redis.password",
-    "store.redis.tls.key",
-    "store.redis.sentinel.password",
-];
 
 fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
+/// Reads a secret field. A type error would quote the value, so it gets a
+/// reason that does not.
 fn non_empty_secret<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<SecretString>, D::Error> {
-    Ok(non_empty(d)?.map(SecretString::from))
+    let text = non_empty(d).map_err(|_| {
+        serde::de::Error::custom("expected a string (the value is a secret and not shown)")
+    })?;
+    Ok(text.map(SecretString::from))
 }
 
 /// An option that is missing, malformed or inconsistent: the path of the
@@ -301,6 +282,56 @@ mod tests {
     use super::*;
     use secrecy::ExposeSecret;
     use serde_json::json;
+
+    #[test]
+    fn reads_any_case_under_the_canonical_name() {
+        let options = Options::from_value(json!({"URL": "u", "clientId": "i", "CLIENTSECRET": "s", "clientconfig": {"TIMEOUTSECONDS": 3, "Tls": {"InsecureSkipVerify": true}}})).unwrap();
+        assert_eq!(
+            (options.url.as_str(), options.client_id.as_deref()),
+            ("u", Some("i"))
+        );
+        assert_eq!(options.client_secret.unwrap().expose_secret(), "s");
+        assert_eq!(options.client_config.timeout_seconds, 3);
+        assert!(options.client_config.tls.insecure_skip_verify);
+    }
+
+    #[test]
+    fn keeps_forward_header_names_as_written() {
+        let value = json!({"forwardheaders": {"X-Group": "grp", "expires-at": "exp"}});
+        let headers = Options::from_value(value).unwrap().forward_headers;
+        assert_eq!(
+            headers.keys().collect::<Vec<_>>(),
+            ["X-Group", "expires-at"]
+        );
+    }
+
+    #[test]
+    fn unknown_and_duplicate_fields_are_errors_with_paths() {
+        let err = Options::from_value(json!({"clientConfig": {"timeout": 3}})).unwrap_err();
+        assert_eq!(err.field(), "clientConfig.timeout");
+        assert!(
+            err.to_string()
+                .contains("unknown field (known: tls, timeoutSeconds, maxRetries)"),
+            "{err}"
+        );
+        let err = Options::from_value(json!({"clientID": "a", "clientId": "b"})).unwrap_err();
+        assert_eq!(err.field(), "clientID");
+        assert!(err.to_string().contains("given twice"), "{err}");
+        let err = Options::from_value(json!({"store": "redis"})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`store`: expected a mapping, found a string"
+        );
+    }
+
+    #[test]
+    fn nothing_is_the_defaults() {
+        let options = Options::from_value(json!({"clientConfig": null, "store": {"redis": null}}));
+        let options = options.unwrap();
+        assert_eq!(options.client_config.timeout_seconds, 5);
+        assert!(options.store.redis.is_none());
+        assert!(Options::from_value(Value::Null).is_ok());
+    }
 
     #[test]
     fn defaults_follow_the_seed() {
