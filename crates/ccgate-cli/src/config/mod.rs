@@ -74,11 +74,22 @@ use yaml::Document;
 /// unsupported middleware, a dangling reference, an unresolvable secret
 /// URN, or options the middleware rejects on reading.
 pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = read_text(path, &Origin::file(path), "")?;
+    load_text(path, &text)
+}
+
+/// Loads the configuration whose main file is `path` and holds `text`
+/// (the provider's files, if any, are read from disk).
+///
+/// # Errors
+///
+/// As [`load`].
+pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let main = Origin::file(path);
     let base = path.parent().unwrap_or_else(|| Path::new(""));
     let mut definitions = Definitions::default();
     let mut configuration: Option<Document> = None;
-    for document in yaml::documents(path, &read_text(path, &main, "")?)? {
+    for document in yaml::documents(path, text)? {
         if kubernetes::is_manifest(&document) {
             kubernetes::read(document, &mut definitions)?;
         } else if let Some(first) = &configuration {
