@@ -103,7 +103,13 @@ fn compile(call: &Call, source: &str) -> Result<Matcher, ParseError> {
             if let Some(i) = call.args.iter().position(|a| a.value.is_empty()) {
                 return Err(invalid("a host must not be empty", i));
             }
-            Matcher::Host(call.args.iter().map(|a| a.value.clone()).collect())
+            // Requests' hosts are lower case without a trailing dot
+            // (crate::edge::host); so are the rule's.
+            let host = |value: &str| {
+                let value = value.strip_suffix('.').unwrap_or(value);
+                value.to_ascii_lowercase()
+            };
+            Matcher::Host(call.args.iter().map(|a| host(&a.value)).collect())
         }
         "PathPrefix" | "Path" => {
             if !call.args[0].value.starts_with('/') {

@@ -40,6 +40,7 @@
 //! ```
 
 mod dynamic;
+mod edge;
 mod error;
 mod kubernetes;
 mod model;

@@ -10,6 +10,7 @@ use ccgate::options::fields;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::edge;
 use super::error::{ConfigError, Origin};
 use super::model::{AccessLog, EntryPoint, Log, LogFormat, TlsFiles};
 
@@ -43,6 +44,10 @@ struct RawEntryPoint {
     address: String,
     #[serde(default, deserialize_with = "fields::section")]
     tls: Option<RawTls>,
+    #[serde(default)]
+    http: edge::RawHttp,
+    #[serde(default)]
+    forwarded_headers: edge::RawForwardedHeaders,
 }
 
 #[derive(Deserialize)]
@@ -222,7 +227,8 @@ fn entry_point(
         }),
         None => None,
     };
-    Ok(EntryPoint { address, tls })
+    let edge = edge::rules(raw.http, raw.forwarded_headers, origin, path)?;
+    Ok(EntryPoint { address, tls, edge })
 }
 
 /// `host:port`, `[v6]:port` or `:port` (every IPv4 interface); an

@@ -47,6 +47,9 @@ impl Display for Summary<'_> {
                     tls.key_file.display()
                 )?;
             }
+            for change in entry_point.edge.changes() {
+                write!(f, ", {change}")?;
+            }
             if config.ping.as_ref() == Some(name) {
                 write!(f, ", GET /ping")?;
             }
@@ -340,6 +343,7 @@ mod tests {
                 cert_file: PathBuf::from("cert.pem"),
                 key_file: PathBuf::from("key.pem"),
             }),
+            edge: crate::edge::EdgeRules::default(),
         };
         Config {
             entry_points: BTreeMap::from([("websecure".to_owned(), entry_point)]),

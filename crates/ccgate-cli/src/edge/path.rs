@@ -46,6 +46,22 @@ pub(crate) struct EncodedCharacters {
 }
 
 impl EncodedCharacters {
+    /// The escapes allowed, as written (`%2F` …), for summaries.
+    pub(crate) fn names(self) -> Vec<&'static str> {
+        [
+            (self.slash, "%2F"),
+            (self.back_slash, "%5C"),
+            (self.null_character, "%00"),
+            (self.semicolon, "%3B"),
+            (self.percent, "%25"),
+            (self.question_mark, "%3F"),
+            (self.hash, "%23"),
+        ]
+        .into_iter()
+        .filter_map(|(allowed, name)| allowed.then_some(name))
+        .collect()
+    }
+
     /// Whether the escape of `byte` may stay in a path: always for bytes
     /// other than the seven, else as configured.
     fn allows(self, byte: u8) -> bool {

@@ -16,6 +16,7 @@ use super::metrics::{CONTENT_TYPE, GatewayMetrics, StatusCounters};
 use super::proxy::Origin;
 use super::routing::{Route, Routing, Target};
 use super::upstream::{UpstreamBody, UpstreamPool};
+use crate::edge::{self, EdgeRules};
 
 /// What the gateway answers with: the upstream's streamed body, or its own.
 pub(crate) type Body = Either<UpstreamBody, Full<Bytes>>;
@@ -88,19 +89,21 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 impl Gateway {
-    /// Answers `request`, received on `entry_point` from `origin`; a
-    /// service's servers are reached through the worker's `upstream` pool.
+    /// Answers `request`, received on `entry_point` (whose edge rules are
+    /// `edge`) from `origin`; a service's servers are reached through the
+    /// worker's `upstream` pool.
     pub(crate) async fn handle(
         &self,
         upstream: &Arc<UpstreamPool>,
         entry_point: &str,
+        edge: &EdgeRules,
         origin: &Origin,
         request: Request<Incoming>,
     ) -> Response<Body> {
         let mut taken = Taken::default();
         let received = self.access_log.as_ref().map(|_| Received::of(&request));
         let response = self
-            .respond(upstream, entry_point, origin, request, &mut taken)
+            .respond(upstream, entry_point, edge, origin, request, &mut taken)
             .await;
         if let (Some(log), Some(received)) = (&self.access_log, received) {
             log.log(&Record {
@@ -128,12 +131,19 @@ impl Gateway {
         &self,
         upstream: &Arc<UpstreamPool>,
         entry_point: &str,
+        edge: &EdgeRules,
         origin: &Origin,
         request: Request<Incoming>,
         taken: &mut Taken,
     ) -> Response<Body> {
-        let path = request.uri().path();
-        let readable = matches!(*request.method(), Method::GET | Method::HEAD);
+        // The edge rules first: everything after sees the normalised head.
+        let (mut parts, body) = request.into_parts();
+        if let Err(refusal) = edge::admit(&mut parts, edge, origin.trusted, &origin.client_ip) {
+            self.unrouted.inc(400);
+            return text(StatusCode::BAD_REQUEST, refusal.reason());
+        }
+        let path = parts.uri.path();
+        let readable = matches!(parts.method, Method::GET | Method::HEAD);
         if readable && path == "/ping" && self.ping.as_deref() == Some(entry_point) {
             return text(StatusCode::OK, "OK");
         }
@@ -150,7 +160,6 @@ impl Gateway {
         }
         // In-flight requests keep the routing they started with across a reload.
         let routing = self.routing.load_full();
-        let (mut parts, body) = request.into_parts();
         let Some(route) = routing.route(entry_point, &parts) else {
             self.unrouted.inc(404);
             return text(StatusCode::NOT_FOUND, "404 page not found\n");

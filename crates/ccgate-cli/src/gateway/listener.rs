@@ -19,6 +19,7 @@ use super::handler::Gateway;
 use super::proxy::Origin;
 use super::upstream::UpstreamPool;
 use crate::config::{self, TlsFiles};
+use crate::edge::EdgeRules;
 
 /// Time a client has to send a request's headers (slow-loris guard).
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +32,8 @@ pub(crate) struct EntryPoint {
     pub(crate) name: Arc<str>,
     pub(crate) listener: std::net::TcpListener,
     pub(crate) tls: Option<TlsAcceptor>,
+    /// Its edge rules (SPEC §10), applied to every request.
+    pub(crate) edge: Arc<EdgeRules>,
 }
 
 /// The TLS acceptor of entry point `name`, from its certificate and key
@@ -92,6 +95,7 @@ impl EntryPoint {
                     source,
                 })?,
             tls: self.tls.clone(),
+            edge: Arc::clone(&self.edge),
         })
     }
 
@@ -128,12 +132,13 @@ impl EntryPoint {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (gateway, upstream, name, tls, builder) = (
+            let (gateway, upstream, name, tls, builder, edge) = (
                 Arc::clone(&gateway),
                 Arc::clone(&upstream),
                 Arc::clone(&self.name),
                 self.tls.clone(),
                 Arc::clone(&builder),
+                Arc::clone(&self.edge),
             );
             let watcher = graceful.watcher();
             tokio::spawn(async move {
@@ -141,7 +146,8 @@ impl EntryPoint {
                     gateway,
                     upstream,
                     entry_point: name,
-                    origin: Origin::new(client, tls.is_some()),
+                    origin: Origin::new(client, tls.is_some(), edge.trust.trusts(client.ip())),
+                    edge,
                 });
                 let served = match tls {
                     None => serve(&builder, watcher, stream, connection).await,
@@ -172,6 +178,7 @@ struct Connection {
     upstream: Arc<UpstreamPool>,
     entry_point: Arc<str>,
     origin: Origin,
+    edge: Arc<EdgeRules>,
 }
 
 /// Serves HTTP on one accepted connection (plain or TLS) until it ends.
@@ -192,8 +199,11 @@ where
                 upstream,
                 entry_point,
                 origin,
+                edge,
             } = &*connection;
-            let response = gateway.handle(upstream, entry_point, origin, request).await;
+            let response = gateway
+                .handle(upstream, entry_point, edge, origin, request)
+                .await;
             Ok::<_, std::convert::Infallible>(response)
         }
     });

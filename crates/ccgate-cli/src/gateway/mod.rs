@@ -133,6 +133,7 @@ async fn bind(config: &Config, main: &Path) -> Result<Vec<EntryPoint>, StartErro
             name: Arc::from(name.as_str()),
             listener,
             tls,
+            edge: Arc::new(entry_point.edge.clone()),
         });
     }
     Ok(bound)

@@ -12,6 +12,7 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 
 use super::upstream::{RequestBody, UpstreamBody, UpstreamPool};
+use crate::edge::hop_by_hop::remove_hop_by_hop;
 
 /// A service: its servers, taken in turn.
 #[derive(Debug)]
@@ -30,23 +31,28 @@ struct Server {
     host: HeaderValue,
 }
 
-/// Where the request came from, for `X-Forwarded-*`.
+/// Where the request came from, for `X-Forwarded-*` and `X-Real-Ip`.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
     pub(crate) client: SocketAddr,
     pub(crate) tls: bool,
+    /// Whether the client's forwarded headers are believed (the entry
+    /// point's `forwardedHeaders`), decided once per connection.
+    pub(crate) trusted: bool,
     /// The client's IP address, formatted once per connection.
-    client_ip: HeaderValue,
+    pub(crate) client_ip: HeaderValue,
 }
 
 impl Origin {
-    /// A connection from `client`, over TLS or not.
-    pub(crate) fn new(client: SocketAddr, tls: bool) -> Self {
+    /// A connection from `client`, over TLS or not, whose forwarded
+    /// headers are `trusted` or not.
+    pub(crate) fn new(client: SocketAddr, tls: bool, trusted: bool) -> Self {
         let client_ip = HeaderValue::try_from(client.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         Self {
             client,
             tls,
+            trusted,
             client_ip,
         }
     }
@@ -96,8 +102,8 @@ impl Service {
         *request.uri_mut() = Uri::from(path_and_query);
         // The upstream connection is HTTP/1.1 whatever the caller spoke.
         *request.version_mut() = http::Version::HTTP_11;
+        // Hop-by-hop headers went at the edge, before the middlewares.
         let headers = request.headers_mut();
-        remove_hop_by_hop(headers);
         set_forwarded(headers, origin, original_host.as_ref());
         let host = match original_host {
             Some(host) if self.pass_host_header => host,
@@ -137,47 +143,6 @@ fn original_host(request: &Request<Incoming>) -> Option<HeaderValue> {
     }
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
-/// Removes hop-by-hop headers, including those `Connection` names.
-/// `Transfer-Encoding` is left to hyper, which frames bodies itself.
-///
-/// Only names present are removed: each removal hashes its name, and most
-/// messages carry none of them, or only `Connection: keep-alive`.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let present: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP.contains(&name.as_str()))
-        .cloned()
-        .collect();
-    if present.is_empty() {
-        return;
-    }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        // Those are in `present` when they are there at all.
-        .filter(|name| !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)))
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .collect();
-    for name in present.iter().chain(&named) {
-        headers.remove(name);
-    }
-}
-
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -208,55 +173,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
-        );
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert("x-private", HeaderValue::from_static("1"));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut headers);
-        assert_eq!(
-            headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
-            ["x-kept"]
-        );
-    }
-
-    #[test]
-    fn every_hop_by_hop_header_is_removed_in_any_case() {
-        let mut headers = HeaderMap::new();
-        for name in HOP_BY_HOP {
-            headers.insert(
-                HeaderName::from_bytes(name.to_uppercase().as_bytes()).unwrap(),
-                HeaderValue::from_static("x"),
-            );
-        }
-        headers.insert("x-te", HeaderValue::from_static("kept"));
-        remove_hop_by_hop(&mut headers);
-        assert_eq!(
-            headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
-            ["x-te"]
-        );
-    }
-
-    #[test]
-    fn a_message_without_hop_by_hop_headers_keeps_all_of_them() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("api.example.com"));
-        headers.append("x-twice", HeaderValue::from_static("1"));
-        headers.append("x-twice", HeaderValue::from_static("2"));
-        let before = headers.clone();
-        remove_hop_by_hop(&mut headers);
-        assert_eq!(headers, before);
-    }
-
-    #[test]
     fn forwarded_headers_start_with_the_client() {
         let mut headers = HeaderMap::new();
-        let origin = Origin::new("[::1]:5000".parse().unwrap(), false);
+        let origin = Origin::new("[::1]:5000".parse().unwrap(), false, false);
         set_forwarded(&mut headers, &origin, None);
         assert_eq!(headers["x-forwarded-for"], "::1");
         assert_eq!(headers["x-forwarded-proto"], "http");
@@ -267,7 +186,7 @@ mod tests {
     fn forwarded_headers_append_the_client() {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        let origin = Origin::new("127.0.0.1:5000".parse().unwrap(), true);
+        let origin = Origin::new("127.0.0.1:5000".parse().unwrap(), true, true);
         set_forwarded(
             &mut headers,
             &origin,

@@ -70,7 +70,7 @@ pub(crate) fn serve(config: &Config) -> Running {
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop, stopped) = watch::channel(false);
     let mut addresses = Vec::new();
-    for name in config.entry_points.keys() {
+    for (name, configured) in &config.entry_points {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("non-blocking");
         addresses.push((name.clone(), listener.local_addr().expect("address")));
@@ -78,6 +78,7 @@ pub(crate) fn serve(config: &Config) -> Running {
             name: Arc::from(name.as_str()),
             listener,
             tls: None,
+            edge: Arc::new(configured.edge.clone()),
         };
         tokio::spawn(entry_point.serve(
             Arc::clone(&gateway),

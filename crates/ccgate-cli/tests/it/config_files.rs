@@ -100,7 +100,7 @@ fn every_invalid_configuration_names_file_field_and_reason() {
         (
             "unknown nested field",
             replace("ccgate.yaml", "{ address:", "{ adress:"),
-            "ccgate.yaml: entryPoints.web.adress: unknown field (known: address, tls)".into(),
+            "ccgate.yaml: entryPoints.web.adress: unknown field (known: address, tls, http, forwardedHeaders)".into(),
         ),
         (
             "unknown field in a dynamic file",

@@ -1,0 +1,101 @@
+//! Hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and the headers it
+//! names describe one connection, not the message, so a proxy removes
+//! them. On arrival this happens before any middleware (SPEC §10): a
+//! caller's `Connection: authorization, x-group` can then never make
+//! ccgate drop a header it adds itself.
+
+use http::header::{self, HeaderMap, HeaderName};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those `Connection` names.
+/// `Transfer-Encoding` is left to hyper, which frames bodies itself.
+///
+/// Only names present are removed: each removal hashes its name, and most
+/// messages carry none of them, or only `Connection: keep-alive`.
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    if present.is_empty() {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        // Those are in `present` when they are there at all.
+        .filter(|name| !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+        .collect();
+    for name in present.iter().chain(&named) {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(
+            headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-kept"]
+        );
+    }
+
+    #[test]
+    fn every_hop_by_hop_header_is_removed_in_any_case() {
+        let mut headers = HeaderMap::new();
+        for name in HOP_BY_HOP {
+            headers.insert(
+                HeaderName::from_bytes(name.to_uppercase().as_bytes()).unwrap(),
+                HeaderValue::from_static("x"),
+            );
+        }
+        headers.insert("x-te", HeaderValue::from_static("kept"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(
+            headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-te"]
+        );
+    }
+
+    #[test]
+    fn a_message_without_hop_by_hop_headers_keeps_all_of_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("api.example.com"));
+        headers.append("x-twice", HeaderValue::from_static("1"));
+        headers.append("x-twice", HeaderValue::from_static("2"));
+        let before = headers.clone();
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers, before);
+    }
+}
