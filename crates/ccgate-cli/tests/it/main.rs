@@ -3,6 +3,7 @@
 mod check_cmd;
 mod claims_cmd;
 mod config_files;
+mod edge_safety;
 mod examples_check;
 mod forward_auth;
 mod gateway_auth;
