@@ -359,4 +359,117 @@ mod tests {
         assert_eq!(norm("*").unwrap(), "*");
         assert_eq!(norm("").unwrap(), "");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Paths made of the pieces that matter to the normaliser.
+        fn paths() -> impl Strategy<Value = String> {
+            let piece = prop::sample::select(vec![
+                "/", "/", "//", ".", "..", "a", "B", "api", "-", "~", ";", "%2e", "%2E", "%2f",
+                "%2F", "%41", "%7e", "%5C", "%00", "%25", "%3b", "%c3%a9", "%", "%z", "%4",
+            ]);
+            prop::collection::vec(piece, 0..12).prop_map(|pieces| format!("/{}", pieces.concat()))
+        }
+
+        fn rules() -> impl Strategy<Value = PathRules> {
+            (any::<[bool; 7]>(), any::<bool>()).prop_map(|(allow, sanitize)| PathRules {
+                allow: EncodedCharacters {
+                    slash: allow[0],
+                    back_slash: allow[1],
+                    null_character: allow[2],
+                    semicolon: allow[3],
+                    percent: allow[4],
+                    question_mark: allow[5],
+                    hash: allow[6],
+                },
+                sanitize,
+            })
+        }
+
+        /// Every byte of `text` with its escapes decoded (an invalid escape
+        /// kept as it is).
+        fn decoded(text: &str) -> Vec<u8> {
+            let bytes = text.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                let escape = (bytes[i] == b'%' && i + 2 < bytes.len())
+                    .then(|| hex(bytes[i + 1]).zip(hex(bytes[i + 2])))
+                    .flatten();
+                if let Some((h, l)) = escape {
+                    out.push((h << 4) | l);
+                    i += 3;
+                    continue;
+                }
+                out.push(bytes[i]);
+                i += 1;
+            }
+            out
+        }
+
+        /// `text` with every unreserved character written as an escape,
+        /// in lower case (the two characters after a `%` left alone:
+        /// they belong to its escape).
+        fn escaped(text: &str) -> String {
+            let mut out = String::new();
+            let mut in_escape = 0;
+            for b in text.bytes() {
+                if in_escape > 0 {
+                    in_escape -= 1;
+                    out.push(char::from(b));
+                } else if b == b'%' {
+                    in_escape = 2;
+                    out.push('%');
+                } else if is_unreserved(b) {
+                    out.push_str(&format!("%{b:02x}"));
+                } else {
+                    out.push(char::from(b));
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn normalising_is_idempotent(path in paths(), rules in rules()) {
+                if let Ok(once) = normalise(&path, &rules) {
+                    let twice = normalise(&once, &rules).expect("normalises again");
+                    prop_assert_eq!(&once, &twice);
+                }
+            }
+
+            #[test]
+            fn sanitised_paths_hold_no_empty_or_dot_segment(path in paths(), rules in rules()) {
+                let rules = PathRules { sanitize: true, ..rules };
+                if let Ok(clean) = normalise(&path, &rules) {
+                    for bad in ["//", "/./", "/../"] {
+                        prop_assert!(!clean.contains(bad), "{} in {}", bad, clean);
+                    }
+                    prop_assert!(!clean.ends_with("/.") && !clean.ends_with("/.."), "{}", clean);
+                    prop_assert!(clean.starts_with('/'));
+                }
+            }
+
+            #[test]
+            fn decoding_keeps_the_meaning(path in paths(), rules in rules()) {
+                let rules = PathRules { sanitize: false, ..rules };
+                if let Ok(normalised) = normalise(&path, &rules) {
+                    prop_assert_eq!(decoded(&normalised), decoded(&path));
+                }
+            }
+
+            #[test]
+            fn an_escaped_unreserved_character_is_the_character(path in paths(), rules in rules()) {
+                // Encoding unreserved characters (RFC 3986 §2.3: they are
+                // equivalent) changes neither the answer nor the result.
+                let plain = normalise(&path, &rules).map(Cow::into_owned);
+                let escaped_path = escaped(&path);
+                let escaped_result = normalise(&escaped_path, &rules).map(Cow::into_owned);
+                prop_assert_eq!(plain, escaped_result);
+            }
+        }
+    }
 }
