@@ -165,3 +165,31 @@ async fn shutdown_signal() {
         _ = int.recv() => {}
     }
 }
+
+/// The routing table, for the request-head fuzz target (`crate::fuzzing`).
+pub(crate) mod fuzzing_routing {
+    use http::request::Parts;
+
+    use super::metrics::GatewayMetrics;
+    use super::routing::Routing;
+    use crate::config::Config;
+
+    /// Compiled routes of a configuration's entry point `web`.
+    pub(crate) struct Table(Routing);
+
+    impl Table {
+        /// The routes of `config`.
+        ///
+        /// # Panics
+        ///
+        /// When they do not compile: the fuzz target's table is fixed.
+        pub(crate) fn new(config: &Config) -> Self {
+            Self(Routing::compile(config, &GatewayMetrics::new()).expect("routes compile"))
+        }
+
+        /// The name of the router `request` takes on `web`.
+        pub(crate) fn route(&self, request: &Parts) -> Option<&str> {
+            self.0.route("web", request).map(|route| route.name.as_str())
+        }
+    }
+}
