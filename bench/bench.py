@@ -35,10 +35,19 @@ ROOT = servers.ROOT
 # works: one short round, a small warm-up).
 PROFILES = {
     "full": dict(rounds=5, seconds=5, warmup_seconds=2, connections=50,
-                 many_clients=10_000, memory_tokens=100_000, stampede=1000),
+                 many_clients=10_000, memory_tokens=100_000, stampede=1000,
+                 fault_down_s=10, fault_before_s=2, fault_cached=50, fault_cold=10_000,
+                 fault_threads=4, fault_max_requests=300_000),
     "smoke": dict(rounds=1, seconds=1, warmup_seconds=0, connections=4,
-                  many_clients=200, memory_tokens=1000, stampede=1000),
+                  many_clients=200, memory_tokens=1000, stampede=1000,
+                  fault_down_s=2, fault_before_s=0.5, fault_cached=10, fault_cold=500,
+                  fault_threads=2, fault_max_requests=30_000),
 }
+
+# The fault row: how long after the restart the first cold request may
+# take to be answered 200 (the rest of a cool-down is at most 5 s here:
+# a closed port sends no Retry-After; ccgate's MAX_COOL_DOWN is 60 s).
+FAULT_RECOVERY_LIMIT_S = 20
 
 # The throughput scenarios, in the order they run in each round.
 SCENARIOS = [
@@ -455,6 +464,71 @@ class Run:
         finally:
             self.procs.stop(proc)
 
+    # -- fault: the token endpoint down under load ------------------------
+
+    def fault(self):
+        """The token endpoint (its own test authorization server, on a
+        fixed port) is stopped for fault_down_s under load, then started
+        again on the same port. Cached callers must keep 200; cold ones get
+        503 at once during the cool-down; ccgate's own counters say how
+        many token requests it sent (5 failures, then one probe per
+        cool-down)."""
+        p = self.p
+        down = p["fault_down_s"]
+        log(f"fault: the token endpoint stopped for {down} s under load "
+            f"({p['fault_cached']} cached callers, cold ones from {p['fault_cold']:,})")
+        idp_port = servers.free_port()
+        clients = p["fault_cached"] + p["fault_cold"]
+        values = {"WEB_PORT": servers.free_port(), "METRICS_PORT": servers.free_port(),
+                  "UPSTREAM_PORT": self.upstream_port}
+        idp = proc = None
+        try:
+            idp, issuer, endpoint = servers.start_idp(self.procs, self.load_core, clients, idp_port, "idp-fault")
+            proc = servers.start_ccgate(self.procs, self.server_core, self.args.ccgate, "ccgate-fault",
+                                        "ccgate-fault.yaml.in", {**values, "TOKEN_ENDPOINT": endpoint})
+            self.procs.wait_port("ccgate-fault", proc, values["WEB_PORT"])
+            self.procs.wait_port("ccgate-fault", proc, values["METRICS_PORT"])
+            cached = [load.bench_client(i) for i in range(1, p["fault_cached"] + 1)]
+            cold = [load.bench_client(i) for i in range(p["fault_cached"] + 1, clients + 1)]
+            load.warm(values["WEB_PORT"], cached)
+            traffic = load.FaultLoad(values["WEB_PORT"], cached, cold, p["fault_threads"], p["fault_max_requests"])
+            traffic.start()
+            try:
+                time.sleep(p["fault_before_s"])
+                t_stop = time.monotonic()
+                self.procs.stop(idp)
+                traffic.cold.set()
+                time.sleep(max(0.0, t_stop + down - time.monotonic()))
+                t_restart = time.monotonic()
+                idp, issuer, _ = servers.start_idp(self.procs, self.load_core, clients, idp_port, "idp-fault")
+                t_listening = time.monotonic()
+                traffic.watch.set()
+                recovered = traffic.recovered.wait(FAULT_RECOVERY_LIMIT_S)
+                time.sleep(0.5)
+            finally:
+                traffic.stop()
+            if not recovered:
+                raise RunError(f"no cold request was answered 200 within {FAULT_RECOVERY_LIMIT_S} s of the restart")
+            counters = load.metrics(values["METRICS_PORT"])
+            idp_stats = load.idp_call(issuer, "GET", "/__test/stats")
+            self.extra["fault"] = summarize_fault(traffic.records, counters, idp_stats, down,
+                                                  t_stop, t_restart, t_listening)
+            f = self.extra["fault"]
+            log(f"fault: cached {f['cached']['requests']:,} requests, {f['cached']['non_200']} not 200; "
+                f"cold during the fault {f['cold_statuses']}; 503 in {f['refused_ms']['p50']} ms (p50), "
+                f"{f['refused_ms']['max']} ms max; token requests {f['token_requests']}, "
+                f"refused {f['refused']}; cold 200 again {f['recovery_s']} s after the restart")
+            if f["unanswered"]:
+                raise RunError(f"{f['unanswered']} request(s) got no answer")
+            if f["cached"]["non_200"]:
+                raise RunError(f"{f['cached']['non_200']} cached request(s) were not answered 200")
+        except (StartError, RunError, OSError) as e:
+            self.fail(["fault"], str(e))
+        finally:
+            for process in (proc, idp):
+                if process is not None:
+                    self.procs.stop(process)
+
     # -- the whole run -----------------------------------------------------
 
     def run(self):
@@ -473,6 +547,8 @@ class Run:
                 self.stampede()
             if self.wanted("i"):
                 self.memory()
+            if self.wanted("fault"):
+                self.fault()
         except (StartError, RunError, OSError) as e:
             self.fail(["run"], str(e))
         finally:
@@ -502,6 +578,56 @@ class Run:
         return 0
 
 
+def summarize_fault(records, counters, idp_stats, down, t_stop, t_restart, t_listening):
+    """The figures of the fault row from every answer's record and
+    ccgate's counters after the run."""
+    def ms(seconds):
+        return None if seconds is None else round(seconds * 1000, 1)
+
+    def series(name, **labels):
+        key = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        return int(counters.get(key, 0))
+
+    cached = [r for r in records if r[0] == "cached"]
+    during = [r for r in cached if t_stop <= r[1] < t_restart]
+    cold = [r for r in records if r[0] == "cold"]
+    recovered_at = min((r[1] for r in cold if r[3] == 200 and r[1] >= t_restart), default=None)
+    faulted = [r for r in cold if recovered_at is None or r[1] < recovered_at]
+    statuses = {}
+    for r in faulted:
+        statuses[str(r[3])] = statuses.get(str(r[3]), 0) + 1
+    refused = [r for r in faulted if r[3] == 503]
+    first_refusal = min((r[1] for r in refused), default=None)
+    outcomes = ("success", "rejected", "unreachable", "unavailable", "malformed", "timeout", "internal")
+    token_requests = {o: series("ccgate_token_requests_total", middleware="cc-auth", outcome=o) for o in outcomes}
+    return {
+        "down_s": down,
+        "restart_listening_s": round(t_listening - t_restart, 2),
+        "requests": len(records),
+        "unanswered": sum(1 for r in records if r[3] == 0),
+        "cached": {
+            "requests": len(cached), "non_200": sum(1 for r in cached if r[3] != 200),
+            "during_fault": len(during),
+            "p50_ms": ms(load.quantile([r[2] for r in during], 0.5)),
+            "p99_ms": ms(load.quantile([r[2] for r in during], 0.99)),
+        },
+        "cold_statuses": dict(sorted(statuses.items())),
+        "cool_down_began_s": None if first_refusal is None else round(first_refusal - t_stop, 3),
+        "refused_ms": {
+            "p50": ms(load.quantile([r[2] for r in refused], 0.5)),
+            "p99": ms(load.quantile([r[2] for r in refused], 0.99)),
+            "max": ms(max((r[2] for r in refused), default=None)),
+        },
+        "retry_after": sorted({r[4] for r in refused if r[4] is not None}),
+        "recovery_s": None if recovered_at is None else round(recovered_at - t_restart, 2),
+        "token_requests": {k: v for k, v in token_requests.items() if v},
+        "refused": {reason: series("ccgate_token_requests_refused_total", middleware="cc-auth", reason=reason)
+                    for reason in ("throttled", "cooling_down")},
+        "idp_after_restart": {"received": idp_stats["received"], "success": idp_stats["success"]},
+        "cold_200_after_recovery": sum(1 for r in cold if r[3] == 200),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ccgate", required=True, type=Path, help="the ccgate binary to measure")
@@ -524,7 +650,7 @@ def main():
     args.workdir = args.workdir or ROOT / "target" / "bench" / f"{'smoke' if args.smoke else 'full'}-{stamp}"
     partial = args.smoke or args.only is not None
     args.out = args.out or (args.workdir / "benchmarks.md" if partial else ROOT / "docs" / "benchmarks.md")
-    known = {s for s, _ in SCENARIOS} | {"h", "i"}
+    known = {s for s, _ in SCENARIOS} | {"h", "i", "fault"}
     if args.only is not None and not args.only <= known:
         sys.exit(f"bench: --only: unknown scenario(s) {', '.join(sorted(args.only - known))}; known: "
                  + ", ".join(sorted(known)))

@@ -151,6 +151,100 @@ def stampede(port, auth, n, timeout=60):
     return asyncio.run(main())
 
 
+class FaultLoad:
+    """The load of the fault row: THREADS keep-alive connections, each
+    sending requests back to back, alternating a cached caller (one of
+    CACHED) and, while `cold` is set, a cold one (the next of COLD, in a
+    cycle). Every answer is recorded as (kind, sent at, seconds, status,
+    Retry-After); a request without an answer is recorded with status 0.
+    At most MAX_REQUESTS requests in all; `stop()` ends it."""
+
+    def __init__(self, port, cached, cold, threads, max_requests):
+        self.port, self.cached, self.cold_callers = port, cached, cold
+        self.max_requests = max_requests
+        self.records = []
+        self.cold = threading.Event()
+        self.recovered = threading.Event()  # a cold 200 after `watch` was set
+        self.watch = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._next_cold = 0
+        self._workers = [threading.Thread(target=self._work, args=(i,)) for i in range(threads)]
+
+    def start(self):
+        for w in self._workers:
+            w.start()
+
+    def stop(self):
+        self._stop.set()
+        for w in self._workers:
+            w.join()
+
+    def _cold_caller(self):
+        with self._lock:
+            caller = self.cold_callers[self._next_cold % len(self.cold_callers)]
+            self._next_cold += 1
+            return caller
+
+    def _work(self, n):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        i = n
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    if len(self.records) >= self.max_requests:
+                        return
+                kind = "cold" if self.cold.is_set() and i % 2 else "cached"
+                auth = self._cold_caller() if kind == "cold" else self.cached[i % len(self.cached)]
+                i += 1
+                sent = time.monotonic()
+                try:
+                    status, raw, _ = get(self.port, auth, conn=conn)
+                    headers = {k.lower(): v for k, v in raw.items()}
+                except OSError:
+                    status, headers = 0, {}
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                took = time.monotonic() - sent
+                with self._lock:
+                    self.records.append((kind, sent, took, status, headers.get("retry-after")))
+                if kind == "cold" and status == 200 and self.watch.is_set():
+                    self.recovered.set()
+        finally:
+            conn.close()
+
+
+def quantile(values, q):
+    """The q-quantile (0..1) of VALUES, nearest rank; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def metrics(port):
+    """The Prometheus text of ccgate's metrics entry point, as
+    {series: value}."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        if resp.status != 200:
+            raise RunError(f"GET /metrics: {resp.status}")
+    finally:
+        conn.close()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            try:
+                values[series] = float(value)
+            except ValueError:
+                pass
+    return values
+
+
 def token(token_endpoint, client_id, secret, audience):
     """An access token straight from the token endpoint."""
     host, rest = token_endpoint.removeprefix("http://").split(":", 1)

@@ -119,7 +119,18 @@ def markdown(data):
     out.append(f"| i | resident memory per cached token, {p['memory_tokens']:,} tokens | "
                + (f"{i['bytes_per_token']:,} bytes per token (RSS {i['rss_before_kib'] / 1024:.1f} → "
                   f"{i['rss_after_kib'] / 1024:.1f} MiB) | | | |" if i else f"{missing(data, 'i')} | | | |"))
+    fault = data.get("fault")
+    out.append(f"| fault | the token endpoint (its own test authorization server) stopped for "
+               f"{p.get('fault_down_s', '?')} s under load, then restarted | "
+               + (f"cached: {fault['cached']['requests']:,} requests, {fault['cached']['non_200']} not 200; "
+                  f"cold during the fault: {fault_statuses(fault)}, the 503s in "
+                  f"{fault['refused_ms']['p50']} ms (p50), {fault['refused_ms']['max']} ms max; "
+                  f"token requests sent: {fault_sent(fault)} | | | |"
+                  if fault else f"{missing(data, 'fault')} | | | |"))
     out.append("")
+    if fault:
+        out.append(fault_paragraph(fault, p))
+        out.append("")
     if "token_requests_during_rounds" in data:
         out.append(f"Token requests during the measured rounds: {data['token_requests_during_rounds']} "
                    "(every cache stayed warm).")
@@ -172,6 +183,44 @@ def markdown(data):
     return "\n".join(out) + "\n"
 
 
+def fault_statuses(f):
+    return ", ".join(f"{n:,} × {status}" for status, n in f["cold_statuses"].items()) or "none"
+
+
+def fault_sent(f):
+    failed = sum(v for k, v in f["token_requests"].items() if k != "success")
+    return f"{failed} failed while it was down"
+
+
+def fault_paragraph(f, p):
+    t = f["token_requests"]
+    failed = sum(v for k, v in t.items() if k != "success")
+    c = f["cached"]
+    return (
+        f"Fault row: {p['fault_threads']} keep-alive connections sent requests back to back, alternating one of "
+        f"{p['fault_cached']} cached callers and, from the moment the authorization server was stopped "
+        f"(SIGTERM), a cold caller (bench clients never seen before, in a cycle of {p['fault_cold']:,}); "
+        f"{f['requests']:,} requests in all, {f['unanswered']} without an answer. Cached callers: "
+        f"{c['requests']:,} requests, {c['non_200']} not answered 200; {c['during_fault']:,} of them while "
+        f"the server was down, p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms. Cold callers until the first cold "
+        f"200 after the restart: {fault_statuses(f)}; the cool-down began "
+        f"{f['cool_down_began_s']} s after the stop (5 token requests in a row failed, each after its "
+        f"retries), and its 503s took {f['refused_ms']['p50']} ms (p50), {f['refused_ms']['p99']} ms (p99), "
+        f"{f['refused_ms']['max']} ms at most, with `Retry-After` {', '.join(f['retry_after']) or '–'}. "
+        f"Token requests ccgate sent (its `ccgate_token_requests_total`): {failed} failed "
+        f"({', '.join(f'{k} {v}' for k, v in t.items() if k != 'success')}) in the {f['down_s']} s: 5 in a "
+        "row opened the breaker, the others were in flight when it opened or were the probe at the end of a "
+        "cool-down (one per cool-down); refused without a request "
+        f"(`ccgate_token_requests_refused_total`): {f['refused']['cooling_down']:,} cooling down, "
+        f"{f['refused']['throttled']:,} throttled. The server listened again "
+        f"{f['restart_listening_s']} s after its restart began; the first cold 200 came "
+        f"{f['recovery_s']} s after that began (the rest of the cool-down, then one probe); the restarted "
+        f"server received {f['idp_after_restart']['received']:,} token requests for "
+        f"{f['cold_200_after_recovery']:,} cold answers 200 (one each, the first the probe), "
+        f"{t.get('success', 0):,} successful token requests in all with the warm-up."
+    )
+
+
 def write(path, section):
     """Writes SECTION into PATH between the markers, keeping what stands
     outside them; a file without markers is replaced."""
@@ -203,4 +252,8 @@ def summary(data):
     i = data.get("i")
     if i:
         lines.append(f"{'i':>8}   {i['bytes_per_token']:,} bytes per cached token")
+    f = data.get("fault")
+    if f:
+        lines.append(f"{'fault':>8}   cached {f['cached']['requests']:,} requests ({f['cached']['non_200']} not 200); "
+                     f"cold {fault_statuses(f)}; 503 p50 {f['refused_ms']['p50']} ms; {fault_sent(f)}")
     return "\n".join(lines) + "\n"

@@ -97,14 +97,16 @@ class Processes:
             self.stop(proc)
 
 
-def start_idp(procs, core, bench_clients):
-    """The test authorization server (testing/idp) with bench-client-1..N.
-    Tokens live a day, so that no refresh ahead happens during a run.
-    Returns (process, issuer, token_endpoint)."""
-    out = procs.workdir / "idp.json"
+def start_idp(procs, core, bench_clients, port=0, name="idp"):
+    """The test authorization server (testing/idp) with bench-client-1..N,
+    on PORT (0: a free one). Tokens live a day, so that no refresh ahead
+    happens during a run. Returns (process, issuer, token_endpoint)."""
+    out = procs.workdir / f"{name}.json"
+    out.unlink(missing_ok=True)  # a restart writes a fresh line
     proc = procs.start(
-        "idp",
-        ["node", "testing/idp/server.js", "--ttl", "86400", "--bench-clients", str(bench_clients)],
+        name,
+        ["node", "testing/idp/server.js", "--ttl", "86400", "--bench-clients", str(bench_clients),
+         "--port", str(port)],
         core,
         stdin=subprocess.PIPE,  # the server exits when this pipe closes
         stdout=out,
@@ -116,7 +118,7 @@ def start_idp(procs, core, bench_clients):
             line = json.loads(text)
             return proc, line["issuer"], line["token_endpoint"]
         if proc.poll() is not None:
-            raise StartError(f"the authorization server exited ({proc.returncode}):\n{tail(procs.workdir / 'idp.log')}")
+            raise StartError(f"the authorization server exited ({proc.returncode}):\n{tail(procs.workdir / (name + '.log'))}")
         time.sleep(0.05)
     raise StartError("the authorization server printed no JSON line in 60 s")
 

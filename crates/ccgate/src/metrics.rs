@@ -3,6 +3,7 @@
 //! | metric | labels | what |
 //! |---|---|---|
 //! | `ccgate_token_requests_total` | `middleware`, `outcome` | token requests: `success`, `rejected`, `unreachable`, `unavailable`, `malformed`, `timeout`, `internal` (the fetch panicked or was cancelled) |
+//! | `ccgate_token_requests_refused_total` | `middleware`, `reason` | token requests ccgate did not send, to protect the authorization server (SPEC §2.8): `throttled` (a client id over its budget: the caller got 429) or `cooling_down` (the endpoint failed repeatedly: 503). Not in `ccgate_token_requests_total`; one per fetch refused, however many callers waited for it |
 //! | `ccgate_token_request_duration_seconds` | `middleware` | latency of token requests, retries included |
 //! | `ccgate_cache_lookups_total` | `middleware`, `tier`, `result` | cache lookups: tier `memory` (result `hit`, `miss` or `negative`: rejected credentials remembered) or `redis` (`hit`, `miss`; one per memory miss that reached Redis) |
 //! | `ccgate_store_errors_total` | `middleware`, `store` | failed operations of a shared store (`store="redis"`): connection refused or lost, timeout, server error |
@@ -36,12 +37,18 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::token::Outcome;
+use crate::token::{Outcome, Refusal};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     middleware: String,
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    middleware: String,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,6 +75,7 @@ type HistogramFamily = Family<MiddlewareLabels, Histogram, fn() -> Histogram>;
 #[derive(Clone, Debug)]
 pub struct Metrics {
     token_requests: Family<TokenLabels, Counter>,
+    token_refused: Family<RefusedLabels, Counter>,
     token_duration: HistogramFamily,
     cache_lookups: Family<CacheLabels, Counter>,
     store_errors: Family<StoreLabels, Counter>,
@@ -87,6 +95,11 @@ impl Metrics {
             "ccgate_token_requests",
             "Token requests to the authorization server, by outcome",
             metrics.token_requests.clone(),
+        );
+        registry.register(
+            "ccgate_token_requests_refused",
+            "Token requests not sent, to protect the authorization server, by reason",
+            metrics.token_refused.clone(),
         );
         registry.register(
             "ccgate_token_request_duration_seconds",
@@ -111,6 +124,7 @@ impl Metrics {
     pub fn unregistered() -> Self {
         Self {
             token_requests: Family::default(),
+            token_refused: Family::default(),
             token_duration: Family::new_with_constructor(duration_histogram),
             cache_lookups: Family::default(),
             store_errors: Family::default(),
@@ -135,8 +149,16 @@ impl Metrics {
             };
             self.cache_lookups.get_or_create(&labels).clone()
         };
+        let refused = |reason| {
+            let labels = RefusedLabels {
+                middleware: middleware.clone(),
+                reason,
+            };
+            self.token_refused.get_or_create(&labels).clone()
+        };
         Handles {
             token_outcomes: Outcome::ALL.map(|outcome| token(outcome.label())),
+            token_refusals: Refusal::ALL.map(|refusal| refused(refusal.label())),
             token_duration: self
                 .token_duration
                 .get_or_create(&MiddlewareLabels {
@@ -180,6 +202,7 @@ impl Metrics {
 #[derive(Clone, Debug)]
 pub(crate) struct Handles {
     token_outcomes: [Counter; Outcome::ALL.len()],
+    token_refusals: [Counter; Refusal::ALL.len()],
     pub(crate) token_duration: Histogram,
     pub(crate) memory_hit: Counter,
     pub(crate) memory_miss: Counter,
@@ -199,6 +222,11 @@ impl Handles {
     /// Counts a token request with `outcome`.
     pub(crate) fn token_request(&self, outcome: Outcome) {
         self.token_outcomes[outcome as usize].inc();
+    }
+
+    /// Counts a token request not sent, for `refusal`.
+    pub(crate) fn token_refused(&self, refusal: Refusal) {
+        self.token_refusals[refusal as usize].inc();
     }
 
     /// The counter of `outcome`, for a part that counts on its own (the
@@ -221,6 +249,7 @@ mod tests {
         handles.token_request(Outcome::Timeout);
         handles.token_request(Outcome::Timeout);
         handles.memory_hit.inc();
+        handles.token_refused(Refusal::CoolingDown);
         handles.token_duration.observe(0.02);
         #[cfg(feature = "redis")]
         {
@@ -248,6 +277,12 @@ mod tests {
             ),
             "{text}"
         );
+        for series in [
+            r#"ccgate_token_requests_refused_total{middleware="cc-auth",reason="cooling_down"} 1"#,
+            r#"ccgate_token_requests_refused_total{middleware="cc-auth",reason="throttled"} 0"#,
+        ] {
+            assert!(text.contains(series), "{text}");
+        }
         assert!(
             text.contains(r#"ccgate_token_request_duration_seconds_count{middleware="cc-auth"} 1"#),
             "{text}"

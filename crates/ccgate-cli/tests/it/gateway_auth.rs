@@ -124,11 +124,12 @@ async fn a_good_client_gets_through_with_a_bearer_token() {
 }
 
 #[tokio::test]
-async fn an_upstream_401_drops_the_cached_token() {
+async fn an_upstream_401_drops_the_cached_token_once_it_is_ten_seconds_old() {
     let s = setup(APP_LEVEL).await;
     let good = basic("basic-client", "basic-secret");
     let (status, _, _) = s.get("/v1/a", &[("authorization", &good)]).await;
     assert_eq!(status, 200);
+    let obtained = std::time::Instant::now(); // the token was obtained before this
     let (status, _, _) = s.get("/v1/a", &[("authorization", &good)]).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -136,14 +137,22 @@ async fn an_upstream_401_drops_the_cached_token() {
         1,
         "the second request hit the cache"
     );
-    // The upstream refuses the token: its 401 goes back to the caller, and
-    // the next request fetches a new token.
-    let (status, _, _) = s
-        .get(
-            "/v1/a",
-            &[("authorization", &good), ("x-upstream-status", "401")],
-        )
-        .await;
+    let refused = [
+        ("authorization", good.as_str()),
+        ("x-upstream-status", "401"),
+    ];
+    // The upstream refuses the token: its 401 goes back to the caller, but
+    // a token younger than 10 s stays (SPEC §2.8), so an upstream that
+    // always answers 401 cannot turn requests into token requests.
+    for _ in 0..5 {
+        let (status, _, _) = s.get("/v1/a", &refused).await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(s.idp.stats().await.total, 1, "no token request per 401");
+    // A real wait: once the token is 10 s old, a 401 drops it and the next
+    // request fetches a new token.
+    tokio::time::sleep_until((obtained + std::time::Duration::from_secs(10)).into()).await;
+    let (status, _, _) = s.get("/v1/a", &refused).await;
     assert_eq!(status, 401);
     let (status, _, _) = s.get("/v1/a", &[("authorization", &good)]).await;
     assert_eq!(status, 200);

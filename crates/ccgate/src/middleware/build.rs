@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::HeaderName;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Inner, Middleware};
+use super::{Inner, Middleware, UPSTREAM_401_MIN_AGE};
 use crate::claims::{KeyPath, Rule};
 use crate::credentials::Credentials;
 use crate::decision::Rules;
@@ -19,7 +19,9 @@ use crate::store::memory::{DEFAULT_MAX_ENTRIES, Memory};
 #[cfg(feature = "redis")]
 use crate::store::redis::{MAX_WAIT, Redis};
 use crate::store::seal::Sealer;
-use crate::token::{BuildError, Endpoint, EndpointSettings, Outcome, TlsSettings};
+use crate::token::{
+    BuildError, CredentialsLevel, Endpoint, EndpointSettings, Outcome, TlsSettings,
+};
 
 /// Longest accepted `clientConfig.timeoutSeconds`.
 const MAX_TIMEOUT_SECONDS: u64 = 300;
@@ -51,6 +53,7 @@ pub struct Builder {
     name: String,
     metrics: Option<Metrics>,
     max_entries: u64,
+    upstream_401_min_age: Duration,
     previous: Option<Middleware>,
 }
 
@@ -61,6 +64,7 @@ impl Builder {
             name: "oauth-client-credentials".to_owned(),
             metrics: None,
             max_entries: DEFAULT_MAX_ENTRIES,
+            upstream_401_min_age: UPSTREAM_401_MIN_AGE,
             previous: None,
         }
     }
@@ -81,6 +85,16 @@ impl Builder {
     /// Bounds the memory store (default [`DEFAULT_MAX_ENTRIES`]).
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries;
+        self
+    }
+
+    /// How old a cached token must be before an upstream 401 drops it
+    /// (default [`UPSTREAM_401_MIN_AGE`], 10 s). Zero drops a token on
+    /// every upstream 401, which lets an upstream that always answers 401
+    /// turn each request into a token request: only for an upstream that
+    /// is trusted to answer 401 for revoked tokens alone.
+    pub fn upstream_401_min_age(mut self, min_age: Duration) -> Self {
+        self.upstream_401_min_age = min_age;
         self
     }
 
@@ -150,6 +164,11 @@ impl Builder {
                     memory,
                     #[cfg(feature = "redis")]
                     redis,
+                    if gateway_credentials.is_some() {
+                        CredentialsLevel::Gateway
+                    } else {
+                        CredentialsLevel::Application
+                    },
                     handles,
                 )
             }
@@ -160,6 +179,7 @@ impl Builder {
                 gateway_credentials,
                 source,
                 rules,
+                upstream_401_min_age: self.upstream_401_min_age,
                 token_settings,
             }),
         })

@@ -26,6 +26,7 @@
 mod build;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
@@ -40,6 +41,13 @@ use crate::store::entry::Entry;
 use crate::store::key::CacheKey;
 use crate::token::CredentialsLevel;
 
+/// How old a cached token must be (since this process obtained it) before
+/// an upstream 401 drops it (SPEC §2.8), by default: an upstream that
+/// answers 401 to everything then costs one token request per key per
+/// 10 s, not one per request. Change it with
+/// [`Builder::upstream_401_min_age`].
+pub const UPSTREAM_401_MIN_AGE: Duration = Duration::from_secs(10);
+
 /// A built middleware: cheap to clone, shared by every request.
 #[derive(Clone, Debug)]
 pub struct Middleware {
@@ -52,6 +60,8 @@ struct Inner {
     gateway_credentials: Option<Credentials>,
     source: TokenSource,
     rules: Arc<Rules>,
+    /// See [`Builder::upstream_401_min_age`].
+    upstream_401_min_age: Duration,
     /// Hash of the options that decide the token, see [`Builder::reuse`].
     token_settings: [u8; 32],
 }
@@ -135,10 +145,18 @@ impl Middleware {
     }
 
     /// Tells the middleware that the upstream answered 401 to a request
-    /// sent with `grant`: its token is dropped from the cache (if still
-    /// cached), so the next request gets a new one.
+    /// sent with `grant`: its token is dropped from the cache if the cache
+    /// still holds that token (not a newer one) and it was obtained at
+    /// least [`UPSTREAM_401_MIN_AGE`] before (see
+    /// [`Builder::upstream_401_min_age`]), so the next request gets a new
+    /// one. A younger token stays: an upstream that always answers 401
+    /// cannot turn requests into token requests (SPEC §2.8).
     pub async fn upstream_rejected(&self, grant: &Grant) {
-        self.inner.source.forget(grant.key, &grant.entry).await;
+        let inner = &*self.inner;
+        inner
+            .source
+            .forget(grant.key, &grant.entry, inner.upstream_401_min_age)
+            .await;
     }
 }
 

@@ -10,8 +10,29 @@
 //!    key ([`Memory::get_or_fetch`]) — and caches it.
 //!
 //! When an upstream answers 401 to a request that carried a cached token,
-//! [`TokenSource::forget`] drops that entry if it still holds that token,
-//! so a revoked token is replaced on the next request.
+//! [`TokenSource::forget`] drops that entry if it still holds that token
+//! and was obtained long enough before (the middleware's
+//! [`UPSTREAM_401_MIN_AGE`](crate::middleware::UPSTREAM_401_MIN_AGE) by
+//! default), so a revoked token is replaced on the next request.
+//!
+//! # Protecting the authorization server (SPEC §2.8)
+//!
+//! Every token request the fetch of step 4 is about to send passes, in
+//! this order:
+//! - the cool-down ([`breaker`]): after [`breaker::FAILURES_TO_OPEN`]
+//!   failures in a row, requests are refused at once with
+//!   [`FetchError::CoolingDown`] (503) until one probe gets an answer;
+//! - at application level, the budget of its client id ([`throttle`]):
+//!   [`throttle::BURST`] at once, [`throttle::RATE_PER_SECOND`] per
+//!   second, else [`FetchError::Throttled`] (429). A background refresh
+//!   skips it: its credentials are those of a cached token;
+//! - the endpoint's bound on requests in flight
+//!   ([`MAX_IN_FLIGHT`](crate::token::MAX_IN_FLIGHT), in [`Endpoint`]).
+//!
+//! A refusal is not a token request: it is counted in
+//! `ccgate_token_requests_refused_total`, never negative-cached, and
+//! shared by the callers waiting for the same fetch. Only a rejection of
+//! application-level credentials with 400 or 401 is negative-cached.
 //!
 //! # With Redis
 //!
@@ -22,6 +43,9 @@
 //! refresh takes the same path, accepting from Redis only a token newer
 //! than the one it replaces. [`TokenSource::forget`] deletes the Redis
 //! entry too, if it still holds the same stored value.
+
+mod breaker;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,12 +62,18 @@ use crate::store::key::{CacheKey, KeyDeriver};
 use crate::store::memory::{Fetched, Memory};
 #[cfg(feature = "redis")]
 use crate::store::redis::Redis;
-use crate::token::{Endpoint, FetchError, Outcome};
+use crate::token::{CredentialsLevel, Endpoint, FetchError, Outcome};
+use breaker::Breaker;
+use throttle::Throttle;
 
 /// How long rejected credentials are remembered: a wrong secret cannot
 /// turn every request into a token request, and a fixed one works again
 /// within seconds. The key includes the secret, so the right secret is
-/// never blocked by a wrong one.
+/// never blocked by a wrong one. Only application-level credentials
+/// rejected with 400 or 401 are remembered (SPEC §2.8): a gateway-level
+/// rejection is a configuration problem every request must show (502),
+/// and other 4xx answers (403, 404, …) may be a policy or routing fault
+/// of the server that changes without the credentials changing.
 pub(crate) const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
 /// Bound on remembered rejections.
@@ -66,15 +96,23 @@ struct Inner {
     #[cfg(feature = "redis")]
     redis: Option<Redis>,
     rejected: Cache<CacheKey, Arc<FetchError>>,
+    level: CredentialsLevel,
+    /// Per-client-id budgets; application level only.
+    throttle: Option<Throttle>,
+    breaker: Breaker,
     metrics: Handles,
 }
 
 impl TokenSource {
+    /// The source of a middleware whose credentials are of `level`: at
+    /// application level, token requests are throttled per client id and
+    /// rejections negative-cached.
     pub(crate) fn new(
         endpoint: Endpoint,
         keys: KeyDeriver,
         memory: Memory,
         #[cfg(feature = "redis")] redis: Option<Redis>,
+        level: CredentialsLevel,
         metrics: Handles,
     ) -> Self {
         let rejected = Cache::builder()
@@ -89,6 +127,9 @@ impl TokenSource {
                 #[cfg(feature = "redis")]
                 redis,
                 rejected,
+                level,
+                throttle: (level == CredentialsLevel::Application).then(Throttle::new),
+                breaker: Breaker::default(),
                 metrics,
             }),
         }
@@ -100,7 +141,8 @@ impl TokenSource {
     /// # Errors
     ///
     /// The token endpoint's error, possibly remembered from a recent
-    /// rejection of the same credentials.
+    /// rejection of the same credentials; or a refusal to send a token
+    /// request ([`FetchError::Throttled`], [`FetchError::CoolingDown`]).
     pub(crate) async fn token(
         &self,
         credentials: &Credentials,
@@ -136,10 +178,24 @@ impl TokenSource {
             .map(|entry| (key, entry))
     }
 
-    /// Drops the entry under `key` if it still holds `entry`, from memory
-    /// and from Redis (if Redis still holds the value this replica read
-    /// or wrote for it: a newer token stored by another replica stays).
-    pub(crate) async fn forget(&self, key: CacheKey, entry: &Arc<Entry>) {
+    /// After an upstream 401 to a request that carried `entry`: drops the
+    /// entry under `key` if it still holds `entry` (the token that was
+    /// sent, not a newer one) and this process obtained it at least
+    /// `min_age` before ([`Entry::obtained_at`]); from memory and from
+    /// Redis (if Redis still holds the value this replica read or wrote
+    /// for it: a newer token stored by another replica stays). A younger
+    /// token is kept — the 401 is the upstream's answer, passed on, and
+    /// the next request uses the same token — so an upstream that answers
+    /// 401 to everything costs at most one token request per key per
+    /// `min_age`.
+    pub(crate) async fn forget(&self, key: CacheKey, entry: &Arc<Entry>, min_age: Duration) {
+        if entry.obtained_at().elapsed() < min_age {
+            tracing::debug!(
+                min_age_ms = u64::try_from(min_age.as_millis()).unwrap_or(u64::MAX),
+                "upstream 401 for a token obtained too recently to drop; keeping it"
+            );
+            return;
+        }
         self.inner.memory.remove_if_same(key, entry).await;
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.inner.redis {
@@ -186,26 +242,42 @@ impl Inner {
         rules: Arc<Rules>,
         current: Option<Arc<Entry>>,
     ) -> Fetched {
+        let refresh = current.is_some();
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.redis {
-            let fetch = || Arc::clone(&self).fetch(key, credentials, Arc::clone(&rules));
+            let fetch = || Arc::clone(&self).fetch(key, credentials, Arc::clone(&rules), refresh);
             return redis
                 .read_through(&key, &rules, current.as_deref(), fetch)
                 .await;
         }
-        let _ = current; // without Redis, a refresh simply fetches
-        Arc::clone(&self).fetch(key, credentials, rules).await
+        Arc::clone(&self)
+            .fetch(key, credentials, rules, refresh)
+            .await
     }
 
-    /// One token request, timed and counted; a rejection is remembered.
+    /// One token request, timed and counted, unless the cool-down or the
+    /// client id's budget refuses it (module docs); a rejection of
+    /// application-level credentials with 400 or 401 is remembered.
     async fn fetch(
         self: Arc<Self>,
         key: CacheKey,
         credentials: Credentials,
         rules: Arc<Rules>,
+        refresh: bool,
     ) -> Fetched {
+        let ticket = match self.breaker.admit(Instant::now()) {
+            Ok(ticket) => ticket,
+            Err(retry_after) => return Err(self.refuse(FetchError::CoolingDown { retry_after })),
+        };
+        if let Some(throttle) = self.throttle.as_ref().filter(|_| !refresh)
+            && let Err(retry_after) = throttle.take(credentials.id()).await
+        {
+            // The ticket goes unused: a probe's turn passes on.
+            return Err(self.refuse(FetchError::Throttled { retry_after }));
+        }
         let requested_at = Instant::now();
         let response = self.endpoint.fetch(&credentials).await;
+        ticket.finish(response.as_ref().err(), Instant::now());
         self.metrics
             .token_duration
             .observe(requested_at.elapsed().as_secs_f64());
@@ -224,14 +296,33 @@ impl Inner {
                 Ok(Arc::new(entry))
             }
             Err(error) => {
-                self.metrics.token_request(error.outcome());
+                if let Some(outcome) = error.outcome() {
+                    self.metrics.token_request(outcome);
+                }
                 let error = Arc::new(error);
-                if error.is_rejection() {
+                let remembered = self.level == CredentialsLevel::Application
+                    && matches!(
+                        *error,
+                        FetchError::Rejected {
+                            status: 400 | 401,
+                            ..
+                        }
+                    );
+                if remembered {
                     self.rejected.insert(key, Arc::clone(&error)).await;
                 }
                 Err(error)
             }
         }
+    }
+
+    /// A token request not sent, counted by its reason.
+    fn refuse(&self, error: FetchError) -> Arc<FetchError> {
+        if let Some(refusal) = error.refusal() {
+            self.metrics.token_refused(refusal);
+        }
+        tracing::debug!(error = %error, "token request refused");
+        Arc::new(error)
     }
 }
 
@@ -250,6 +341,8 @@ impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut debug = f.debug_struct("TokenSource");
         debug.field("memory", &self.inner.memory);
+        debug.field("throttle", &self.inner.throttle);
+        debug.field("breaker", &self.inner.breaker);
         #[cfg(feature = "redis")]
         debug.field("redis", &self.inner.redis);
         debug.finish_non_exhaustive()

@@ -22,6 +22,10 @@ pub(crate) const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
 /// One cached access token.
 pub(crate) struct Entry {
     authorization: HeaderValue,
+    /// When this process obtained the token: its answer arrived from the
+    /// token endpoint ([`Entry::new`]) or it was read from a shared store
+    /// ([`Entry::restore`]). See [`Entry::obtained_at`].
+    obtained_at: Instant,
     expires_at: Instant,
     refresh_at: Instant,
     refreshing: AtomicBool,
@@ -161,6 +165,7 @@ impl Entry {
         };
         Self {
             authorization,
+            obtained_at: Instant::now(),
             expires_at,
             refresh_at,
             refreshing: AtomicBool::new(false),
@@ -211,6 +216,18 @@ impl Entry {
         std::str::from_utf8(&self.authorization.as_bytes()[7..]).unwrap_or_default()
     }
 
+    /// When this process obtained the token: when the token endpoint's
+    /// answer was made into this entry, or, for an entry read from a
+    /// shared store, when it was read (another replica may have fetched
+    /// it earlier, so the entry may be older than this says, never
+    /// younger). An upstream 401 drops a token only once it is old enough
+    /// by this clock (`middleware::UPSTREAM_401_MIN_AGE` by default), so a restored entry is
+    /// kept at least as long as a fetched one.
+    #[must_use]
+    pub(crate) fn obtained_at(&self) -> Instant {
+        self.obtained_at
+    }
+
     /// When the token stops being used.
     #[must_use]
     pub(crate) fn expires_at(&self) -> Instant {
@@ -255,6 +272,7 @@ impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
             .field("token", &"[REDACTED]")
+            .field("obtained_at", &self.obtained_at)
             .field("expires_at", &self.expires_at)
             .field("refresh_at", &self.refresh_at)
             .finish_non_exhaustive()
@@ -415,6 +433,10 @@ mod tests {
         assert!(drift(restored.expires_at, entry.expires_at) < Duration::from_millis(5));
         assert!(drift(restored.refresh_at, entry.refresh_at) < Duration::from_millis(5));
         assert_eq!(restored.access_token(), "t");
+        assert!(
+            restored.obtained_at() >= entry.obtained_at(),
+            "a restored entry counts as obtained when it was read"
+        );
         assert!(restored.decision(&rules()).allowed);
         assert!(restored.stored_as().is_none());
     }

@@ -645,7 +645,10 @@ mod tests {
         let (release, release_rx) = oneshot::channel::<()>();
         let failing = source.fetch(async move {
             release_rx.await.unwrap();
-            Err(Arc::new(FetchError::Unavailable { status: 503 }))
+            Err(Arc::new(FetchError::Unavailable {
+                status: 503,
+                retry_after: None,
+            }))
         });
         let mut callers = vec![store.get_or_fetch(key("app"), failing).boxed()];
         callers
@@ -659,7 +662,13 @@ mod tests {
             .into_iter()
             .map(|fetched| fetched.unwrap_err())
             .collect();
-        assert_eq!(*errors[0], FetchError::Unavailable { status: 503 });
+        assert_eq!(
+            *errors[0],
+            FetchError::Unavailable {
+                status: 503,
+                retry_after: None,
+            }
+        );
         assert!(errors.iter().all(|e| Arc::ptr_eq(e, &errors[0])));
         assert_eq!(source.count(), 1);
         assert!(

@@ -12,7 +12,7 @@ use super::auth::{self, AuthMethod, Memory, Placement};
 use super::error::oauth_error_code;
 use super::settings::{EndpointSettings, is_loopback};
 use super::tls;
-use super::{BuildError, FetchError, TokenResponse, retry};
+use super::{BuildError, FetchError, Outcome, TokenResponse, retry};
 use crate::credentials::Credentials;
 
 /// Largest success body read; a larger one is [`FetchError::Malformed`].
@@ -20,6 +20,13 @@ const MAX_TOKEN_BODY: usize = 256 * 1024;
 
 /// Largest error body read for its OAuth `error` code.
 const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// Most token requests (HTTP attempts) one [`Endpoint`] — one middleware —
+/// has in flight at once (SPEC §2.8). Further attempts wait for a free
+/// slot, and the wait counts against the attempt's timeout
+/// (`clientConfig.timeoutSeconds`): an attempt that gets no slot in time
+/// ends as [`FetchError::Timeout`] without reaching the server.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// A client of one token endpoint (RFC 6749 §4.4). Cheap to clone: clones
 /// share the HTTP client, its connection pool and what `auto` learned.
@@ -60,6 +67,12 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 /// `fetch` takes `&self` and may run from many tasks at once; each call is
 /// independent (coalescing concurrent requests for one key is the cache's
 /// job). Racing fallbacks for one client id all learn the same method.
+/// At most [`MAX_IN_FLIGHT`] attempts of one endpoint (and its clones) are
+/// in flight at once; the others wait in FIFO order (a tokio
+/// `Semaphore`), and each attempt's timeout covers its wait for a slot
+/// and its exchange, so N callers racing past the bound wait at most
+/// `timeout` per attempt, then get [`FetchError::Timeout`] (and the
+/// retries that follow it).
 #[derive(Clone)]
 pub struct Endpoint {
     inner: Arc<Inner>,
@@ -76,6 +89,8 @@ struct Inner {
     /// `grant_type=…&audience=…[&scope=…]`, encoded once.
     form: String,
     memory: Memory,
+    /// [`MAX_IN_FLIGHT`] slots, one per attempt in flight.
+    slots: tokio::sync::Semaphore,
 }
 
 impl Endpoint {
@@ -128,6 +143,7 @@ impl Endpoint {
                 max_retries: settings.max_retries,
                 form,
                 memory: Memory::default(),
+                slots: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
             }),
         })
     }
@@ -228,10 +244,15 @@ impl Inner {
         let mut retry = 0;
         loop {
             let started = Instant::now();
-            let outcome = tokio::time::timeout(
-                self.timeout,
-                self.attempt(authorization.as_ref(), body.clone()),
-            )
+            // The wait for a slot counts against the attempt's timeout.
+            let outcome = tokio::time::timeout(self.timeout, async {
+                let _slot = self.slots.acquire().await.map_err(|_closed| {
+                    Failure::final_(FetchError::Internal {
+                        reason: "the token endpoint's request slots are closed",
+                    })
+                })?;
+                self.attempt(authorization.as_ref(), body.clone()).await
+            })
             .await
             .unwrap_or_else(|_elapsed| Err(Failure::retryable(FetchError::Timeout, None)));
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -254,7 +275,7 @@ impl Inner {
                 method = placement.as_str(),
                 attempt = retry + 1,
                 elapsed_ms,
-                outcome = failure.error.outcome().label(),
+                outcome = failure.error.outcome().map_or("refused", Outcome::label),
                 error = %failure.error,
                 retrying,
                 "token request failed"
@@ -295,9 +316,18 @@ impl Inner {
             TokenResponse::from_json(&body).map_err(|reason| Failure::malformed(status, reason))
         } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             let retry_after = retry::retry_after(response.headers());
+            // Retry-After is defined for 429 and 503 (RFC 9110 §10.2.3,
+            // RFC 6585 §4): only theirs lengthens a cool-down.
+            let cool_down_hint = matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            )
+            .then_some(retry_after)
+            .flatten();
             Err(Failure::retryable(
                 FetchError::Unavailable {
                     status: status.as_u16(),
+                    retry_after: cool_down_hint,
                 },
                 retry_after,
             ))

@@ -8,6 +8,8 @@
 //! answer is the OAuth `error` code (RFC 6749 §5.2), and only when it is a
 //! short token of `[A-Za-z0-9_.-]`; anything else is dropped.
 
+use std::time::Duration;
+
 use http::StatusCode;
 
 /// Why [`Endpoint::new`](super::Endpoint::new) refused its settings.
@@ -110,6 +112,10 @@ pub enum FetchError {
     Unavailable {
         /// The HTTP status of the last answer.
         status: u16,
+        /// The `Retry-After` (delta-seconds, RFC 9110 §10.2.3) of the last
+        /// answer when it was a 429 or a 503, the statuses it is defined
+        /// for; it lengthens the middleware's cool-down (SPEC §2.8).
+        retry_after: Option<Duration>,
     },
     /// The answer is not a token response: a 2xx whose body is not JSON
     /// with a non-empty `access_token`, with a `token_type` other than
@@ -127,6 +133,27 @@ pub enum FetchError {
     /// timeout. Class: authorization server (or the network to it).
     #[error("the token endpoint did not answer in time")]
     Timeout,
+    /// No token request was made: at application level, this client id
+    /// started more token requests (for credentials not in the cache) than
+    /// its budget allows (SPEC §2.8; `source::throttle`). The caller may
+    /// try again after `retry_after`. Not remembered by the negative
+    /// cache. Class: the caller (ccgate protects the authorization server).
+    #[error("too many token requests for this client id; retry later")]
+    Throttled {
+        /// When the client id's budget allows the next token request.
+        retry_after: Duration,
+    },
+    /// No token request was made: the token endpoint failed several times
+    /// in a row and the middleware leaves it alone for a cool-down
+    /// (SPEC §2.8; `source::breaker`). Cached tokens are still served.
+    /// Class: authorization server (as seen recently; ccgate refuses for
+    /// it).
+    #[error("the token endpoint is failing; token requests are paused")]
+    CoolingDown {
+        /// When the middleware lets a token request through again (the end
+        /// of the cool-down, or shortly when a probe is in flight).
+        retry_after: Duration,
+    },
     /// The fetch ended without an answer of its own: it panicked, or its
     /// task was cancelled (aborted, or the runtime shut down). Callers that
     /// waited for it get this instead of the panic; the next request starts
@@ -141,28 +168,65 @@ pub enum FetchError {
 
 impl FetchError {
     /// The status the middleware answers a request with when it could not
-    /// get a token (SPEC §2.6): a rejection is 401 at application level and
-    /// 502 at gateway level, a timeout of the last attempt 504, anything
-    /// else (an internal error included) 502.
+    /// get a token (SPEC §2.6, §2.8): a rejection is 401 at application
+    /// level and 502 at gateway level, a timeout of the last attempt 504,
+    /// a throttled client id 429, a cool-down 503, anything else (an
+    /// internal error included) 502.
     #[must_use]
     pub fn http_status(&self, level: CredentialsLevel) -> StatusCode {
         match (self, level) {
             (Self::Rejected { .. }, CredentialsLevel::Application) => StatusCode::UNAUTHORIZED,
             (Self::Timeout, _) => StatusCode::GATEWAY_TIMEOUT,
+            (Self::Throttled { .. }, _) => StatusCode::TOO_MANY_REQUESTS,
+            (Self::CoolingDown { .. }, _) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
 
-    /// The outcome this error counts as in `ccgate_token_requests_total`.
+    /// The outcome this error counts as in `ccgate_token_requests_total`,
+    /// or `None` when no token request was made (a [`Refusal`], counted
+    /// in `ccgate_token_requests_refused_total` instead). Exactly one of
+    /// [`outcome`](Self::outcome) and [`refusal`](Self::refusal) is `Some`.
     #[must_use]
-    pub fn outcome(&self) -> Outcome {
+    pub fn outcome(&self) -> Option<Outcome> {
         match self {
-            Self::Rejected { .. } => Outcome::Rejected,
-            Self::Unreachable { .. } => Outcome::Unreachable,
-            Self::Unavailable { .. } => Outcome::Unavailable,
-            Self::Malformed { .. } => Outcome::Malformed,
-            Self::Timeout => Outcome::Timeout,
-            Self::Internal { .. } => Outcome::Internal,
+            Self::Rejected { .. } => Some(Outcome::Rejected),
+            Self::Unreachable { .. } => Some(Outcome::Unreachable),
+            Self::Unavailable { .. } => Some(Outcome::Unavailable),
+            Self::Malformed { .. } => Some(Outcome::Malformed),
+            Self::Timeout => Some(Outcome::Timeout),
+            Self::Internal { .. } => Some(Outcome::Internal),
+            Self::Throttled { .. } | Self::CoolingDown { .. } => None,
+        }
+    }
+
+    /// Why no token request was made, for the errors that stand for one
+    /// ccgate refused to send; `None` for the outcome of a token request.
+    #[must_use]
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::Throttled { .. } => Some(Refusal::Throttled),
+            Self::CoolingDown { .. } => Some(Refusal::CoolingDown),
+            Self::Rejected { .. }
+            | Self::Unreachable { .. }
+            | Self::Unavailable { .. }
+            | Self::Malformed { .. }
+            | Self::Timeout
+            | Self::Internal { .. } => None,
+        }
+    }
+
+    /// How long the caller should wait before trying again, sent as
+    /// `Retry-After` with the 429 and 503 of a [`Refusal`]; `None` for
+    /// every other error (the authorization server's own `Retry-After` is
+    /// not passed on with a 502).
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after } | Self::CoolingDown { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
         }
     }
 
@@ -172,6 +236,47 @@ impl FetchError {
     #[must_use]
     pub fn is_rejection(&self) -> bool {
         matches!(self, Self::Rejected { .. })
+    }
+
+    /// True when the token endpoint itself failed — no answer, a timeout,
+    /// 429 or a 5xx ([`Unreachable`](Self::Unreachable),
+    /// [`Timeout`](Self::Timeout), [`Unavailable`](Self::Unavailable)):
+    /// what counts towards a middleware's cool-down (SPEC §2.8). A
+    /// rejection or a malformed answer shows the endpoint is answering.
+    #[must_use]
+    pub fn is_endpoint_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Timeout | Self::Unavailable { .. }
+        )
+    }
+}
+
+/// A token request ccgate did not send, to protect the authorization
+/// server (SPEC §2.8): the `reason` label of
+/// `ccgate_token_requests_refused_total`. Every refusing [`FetchError`]
+/// maps to one ([`FetchError::refusal`], an exhaustive match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// [`FetchError::Throttled`].
+    Throttled,
+    /// [`FetchError::CoolingDown`]. Keep it last: [`Refusal::ALL`] is sized
+    /// by it.
+    CoolingDown,
+}
+
+impl Refusal {
+    /// Every refusal, in declaration order (`ALL[r as usize] == r`).
+    pub const ALL: [Self; Self::CoolingDown as usize + 1] = [Self::Throttled, Self::CoolingDown];
+
+    /// The metric label: `throttled` or `cooling_down`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Throttled => "throttled",
+            Self::CoolingDown => "cooling_down",
+        }
     }
 }
 
@@ -259,7 +364,10 @@ mod tests {
             FetchError::Unreachable {
                 detail: "tcp connect error".into(),
             },
-            FetchError::Unavailable { status: 503 },
+            FetchError::Unavailable {
+                status: 503,
+                retry_after: Some(Duration::from_secs(7)),
+            },
             FetchError::Malformed {
                 status: 200,
                 reason: "the body is not JSON",
@@ -267,6 +375,12 @@ mod tests {
             FetchError::Timeout,
             FetchError::Internal {
                 reason: "the token fetch panicked",
+            },
+            FetchError::Throttled {
+                retry_after: Duration::from_millis(200),
+            },
+            FetchError::CoolingDown {
+                retry_after: Duration::from_secs(5),
             },
         ]
     }
@@ -281,6 +395,8 @@ mod tests {
             (502, 502),
             (504, 504),
             (502, 502),
+            (429, 429),
+            (503, 503),
         ];
         for (error, (application, gateway)) in all().iter().zip(expected) {
             assert_eq!(
@@ -294,7 +410,14 @@ mod tests {
 
     #[test]
     fn outcomes_are_distinct_labels() {
-        let labels: Vec<_> = all().iter().map(|e| e.outcome().label()).collect();
+        let labels: Vec<_> = all()
+            .iter()
+            .map(|e| match (e.outcome(), e.refusal()) {
+                (Some(outcome), None) => outcome.label(),
+                (None, Some(refusal)) => refusal.label(),
+                other => panic!("{e}: exactly one of outcome and refusal: {other:?}"),
+            })
+            .collect();
         assert_eq!(
             labels,
             [
@@ -303,14 +426,39 @@ mod tests {
                 "unavailable",
                 "malformed",
                 "timeout",
-                "internal"
+                "internal",
+                "throttled",
+                "cooling_down",
             ]
         );
         for (i, outcome) in Outcome::ALL.iter().enumerate() {
             assert_eq!(*outcome as usize, i, "ALL is in declaration order");
         }
+        for (i, refusal) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(*refusal as usize, i, "ALL is in declaration order");
+        }
         assert!(all()[0].is_rejection());
         assert!(all()[1..].iter().all(|e| !e.is_rejection()));
+        let failures: Vec<bool> = all().iter().map(FetchError::is_endpoint_failure).collect();
+        assert_eq!(
+            failures,
+            [false, true, true, false, true, false, false, false]
+        );
+    }
+
+    #[test]
+    fn only_refusals_carry_a_retry_after_for_the_caller() {
+        let retry_after: Vec<_> = all().iter().map(FetchError::retry_after).collect();
+        let mut expected = vec![None; 6];
+        expected.push(Some(Duration::from_millis(200)));
+        expected.push(Some(Duration::from_secs(5)));
+        assert_eq!(
+            retry_after, expected,
+            "the server's own Retry-After stays inside"
+        );
+        for refusal in &all()[6..] {
+            assert!(refusal.to_string().len() < 80, "short: {refusal}");
+        }
     }
 
     #[test]

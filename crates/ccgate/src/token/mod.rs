@@ -58,8 +58,8 @@ mod settings;
 pub(crate) mod tls;
 
 pub use auth::{AuthMethod, MAX_REMEMBERED_CLIENTS};
-pub use endpoint::Endpoint;
-pub use error::{BuildError, CredentialsLevel, FetchError, Outcome};
+pub use endpoint::{Endpoint, MAX_IN_FLIGHT};
+pub use error::{BuildError, CredentialsLevel, FetchError, Outcome, Refusal};
 pub use response::{MAX_EXPIRES_IN, TokenResponse};
 pub use retry::{BACKOFF_BASE, BACKOFF_CAP};
 pub use settings::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, EndpointSettings};

@@ -11,7 +11,7 @@ use http_body_util::Full;
 use serde_json::json;
 use tower::{Layer, ServiceExt};
 
-use super::{claims_of, middleware};
+use super::{claims_of, middleware, options};
 use crate::support::idp::{Idp, IdpOptions};
 use crate::support::upstream::{STATUS_HEADER, Upstream, basic};
 
@@ -219,10 +219,19 @@ async fn an_expired_token_is_never_forwarded() {
     assert!(claims_of(&second)["exp"].as_u64().unwrap() > now);
 }
 
+/// A middleware whose tokens an upstream 401 drops at once, whatever their
+/// age (the 10 s default is tested in `protection`).
+fn dropping_at_once(token_endpoint: &str) -> ccgate::Middleware {
+    ccgate::Middleware::builder(options(token_endpoint, json!({})))
+        .upstream_401_min_age(Duration::ZERO)
+        .build()
+        .expect("valid middleware")
+}
+
 #[tokio::test]
 async fn an_upstream_401_drops_the_token() {
     let idp = Idp::start().await;
-    let upstream = Upstream::start(middleware(idp.token_endpoint(), json!({}))).await;
+    let upstream = Upstream::start(dropping_at_once(idp.token_endpoint())).await;
     let authorization = basic("basic-client", "basic-secret");
     let first = upstream
         .get(&[("authorization", &authorization)])
@@ -252,7 +261,7 @@ async fn an_upstream_401_drops_the_token() {
 #[tokio::test]
 async fn a_late_401_for_an_old_token_keeps_the_new_one() {
     let idp = Idp::start().await;
-    let middleware = middleware(idp.token_endpoint(), json!({}));
+    let middleware = dropping_at_once(idp.token_endpoint());
     let headers = basic_headers("basic-client", "basic-secret");
     let old = middleware.authorize(&headers).await.unwrap();
     middleware.upstream_rejected(&old).await;

@@ -6,6 +6,7 @@ mod caching;
 mod forwarding;
 mod metrics;
 mod options;
+mod protection;
 mod responses;
 mod secrets;
 

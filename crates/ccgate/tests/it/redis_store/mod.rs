@@ -30,6 +30,11 @@ const PREFIX: &str = "ccgate:";
 /// Pause between two requests of one caller of [`traffic`].
 const PACE: Duration = Duration::from_millis(15);
 
+/// How often the steady replica of [`traffic`] drops its token: every
+/// drop may cost a token request, and its client id may start 5 per
+/// second (SPEC §2.8).
+const STEADY_DROP_EVERY: Duration = Duration::from_millis(250);
+
 /// Options for `idp` with `store` as the `store` section.
 fn options(idp: &Idp, store: Value) -> Options {
     let mut value = json!({
@@ -42,10 +47,16 @@ fn options(idp: &Idp, store: Value) -> Options {
 }
 
 /// A middleware ("replica") counting into `metrics` under `name`.
+///
+/// An upstream 401 drops its token at once (`upstream_401_min_age` zero):
+/// these tests use `upstream_rejected` to make the next request miss
+/// memory and go to Redis. The 10 s default is tested in
+/// `middleware::protection`.
 fn replica(options: &Options, metrics: &Metrics, name: &str) -> Middleware {
     Middleware::builder(options.clone())
         .name(name)
         .metrics(metrics)
+        .upstream_401_min_age(Duration::ZERO)
         .build()
         .expect("valid middleware")
 }
@@ -167,8 +178,9 @@ struct Outcomes {
 /// Runs callers until `stop`: `fresh` workers each build a new replica
 /// per request for `fresh_client` (a memory miss every time, so every
 /// request reads Redis), and one long-lived replica `steady` asks for
-/// `steady_client` and then drops the token (`upstream_rejected`), so that
-/// its every request also deletes, locks and writes in Redis. Every
+/// `steady_client` and drops the token (`upstream_rejected`) every
+/// [`STEADY_DROP_EVERY`], so that it also deletes, locks and writes in
+/// Redis. Every
 /// answer is checked: a token of the right client, unexpired.
 #[allow(clippy::too_many_arguments)]
 fn traffic(
@@ -202,10 +214,16 @@ fn traffic(
     let (stop, outcomes) = (Arc::clone(stop), Arc::clone(outcomes));
     tasks.push(tokio::spawn(async move {
         let headers = caller(steady_client.0, steady_client.1);
+        let mut dropped = std::time::Instant::now();
         while !stop.load(Ordering::SeqCst) {
             let grant = steady.authorize(&headers).await;
-            if let Ok(grant) = &grant {
+            // Within the client id's budget of token requests (5 per
+            // second, SPEC §2.8): a drop costs one when Redis lost it.
+            if let Ok(grant) = &grant
+                && dropped.elapsed() >= STEADY_DROP_EVERY
+            {
                 steady.upstream_rejected(grant).await;
+                dropped = std::time::Instant::now();
             }
             check(grant, steady_client.0, &outcomes);
             tokio::time::sleep(PACE).await;

@@ -25,9 +25,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Idp {
     token_endpoint: String,
     issuer: String,
+    port: u16,
+    bench_clients: Option<u32>,
     http: reqwest::Client,
-    _child: Child,
-    _stdin: ChildStdin,
+    /// `None` while stopped ([`Idp::stop`]).
+    process: Option<(Child, ChildStdin)>,
 }
 
 /// Options of [`Idp::start_with`].
@@ -37,6 +39,8 @@ pub(crate) struct IdpOptions<'a> {
     ttl: Option<u32>,
     tls: Option<&'a Pki>,
     client_ca: bool,
+    bench_clients: Option<u32>,
+    port: Option<u16>,
 }
 
 impl<'a> IdpOptions<'a> {
@@ -49,6 +53,13 @@ impl<'a> IdpOptions<'a> {
     /// HTTPS with the server certificate of `pki`.
     pub(crate) fn tls(mut self, pki: &'a Pki) -> Self {
         self.tls = Some(pki);
+        self
+    }
+
+    /// `--bench-clients N`: also `bench-client-1..N` with secrets
+    /// `bench-secret-1..N`.
+    pub(crate) fn bench_clients(mut self, count: u32) -> Self {
+        self.bench_clients = Some(count);
         self
     }
 
@@ -70,6 +81,8 @@ pub(crate) struct Stats {
     pub(crate) success: u64,
     /// Of which answered by `/__test/fail`.
     pub(crate) injected: u64,
+    /// Most token requests held at once since the last reset.
+    pub(crate) max_in_flight: u64,
     /// Per client id.
     pub(crate) by_client: HashMap<String, ClientStats>,
     /// Per HTTP status.
@@ -104,6 +117,7 @@ impl Stats {
 struct Ready {
     issuer: String,
     token_endpoint: String,
+    port: u16,
 }
 
 impl Idp {
@@ -124,9 +138,10 @@ impl Idp {
                     return Self {
                         token_endpoint: ready.token_endpoint,
                         issuer: ready.issuer,
+                        port: ready.port,
+                        bench_clients: options.bench_clients,
                         http,
-                        _child: child,
-                        _stdin: stdin,
+                        process: Some((child, stdin)),
                     };
                 }
                 Err(failure) => failures.push(failure),
@@ -138,6 +153,32 @@ impl Idp {
     /// The token endpoint URL.
     pub(crate) fn token_endpoint(&self) -> &str {
         &self.token_endpoint
+    }
+
+    /// Kills the server process and waits for it to exit: its port is
+    /// closed (connections are refused) until [`Idp::restart`].
+    pub(crate) async fn stop(&mut self) {
+        if let Some((mut child, stdin)) = self.process.take() {
+            drop(stdin);
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts the server again on the same port, after [`Idp::stop`]
+    /// (plain HTTP, the same `--bench-clients`; new signing keys, fresh
+    /// counters).
+    pub(crate) async fn restart(&mut self) {
+        assert!(self.process.is_none(), "stop the IdP first");
+        let options = IdpOptions {
+            port: Some(self.port),
+            bench_clients: self.bench_clients,
+            ..IdpOptions::default()
+        };
+        let (child, stdin, ready) = launch(&options)
+            .await
+            .unwrap_or_else(|failure| panic!("test IdP did not restart: {failure}"));
+        assert_eq!(ready.token_endpoint, self.token_endpoint, "same port");
+        self.process = Some((child, stdin));
     }
 
     /// The counters.
@@ -199,6 +240,12 @@ async fn launch(options: &IdpOptions<'_>) -> Result<(Child, ChildStdin, Ready), 
     command.arg(dir.join("server.js"));
     if let Some(ttl) = options.ttl {
         command.arg("--ttl").arg(ttl.to_string());
+    }
+    if let Some(count) = options.bench_clients {
+        command.arg("--bench-clients").arg(count.to_string());
+    }
+    if let Some(port) = options.port {
+        command.arg("--port").arg(port.to_string());
     }
     if let Some(pki) = options.tls {
         command

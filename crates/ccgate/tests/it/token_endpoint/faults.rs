@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ccgate::token::{AuthMethod, CredentialsLevel, EndpointSettings, FetchError};
+use ccgate::token::{AuthMethod, CredentialsLevel, EndpointSettings, FetchError, Outcome};
 use secrecy::ExposeSecret;
 
 use super::{checked, credentials, endpoint, settings};
@@ -100,7 +100,7 @@ async fn a_stalled_answer_times_out_on_every_attempt() {
     })
     .await;
     assert_eq!(error, FetchError::Timeout);
-    assert_eq!(error.outcome().label(), "timeout");
+    assert_eq!(error.outcome().map(Outcome::label), Some("timeout"));
     assert_eq!(server.count(), 2);
     assert!(started.elapsed() >= Duration::from_millis(600));
 }
@@ -136,8 +136,44 @@ async fn a_long_503_burst_is_unavailable() {
         ..settings(server.url())
     })
     .await;
-    assert_eq!(error, FetchError::Unavailable { status: 503 });
+    assert_eq!(
+        error,
+        FetchError::Unavailable {
+            status: 503,
+            retry_after: None
+        }
+    );
     assert_eq!(server.count(), 3);
+}
+
+#[tokio::test]
+async fn the_last_answers_retry_after_is_kept_only_for_429_and_503() {
+    // Fake server: a real IdP cannot be made to send Retry-After: 7 and
+    // then a 500 with one.
+    for (status, kept) in [(503, Some(7)), (429, Some(7)), (500, None), (502, None)] {
+        let server = FaultServer::always(
+            Reply::error(status, "temporarily_unavailable").with_header("Retry-After", "7"),
+        )
+        .await;
+        let started = Instant::now();
+        let error = fetch_error(EndpointSettings {
+            max_retries: 0,
+            ..settings(server.url())
+        })
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no retry waited"
+        );
+        assert_eq!(
+            error,
+            FetchError::Unavailable {
+                status,
+                retry_after: kept.map(Duration::from_secs)
+            },
+            "HTTP {status}"
+        );
+    }
 }
 
 #[tokio::test]

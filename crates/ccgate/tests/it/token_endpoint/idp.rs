@@ -336,7 +336,13 @@ async fn injected_503s_are_retried() {
         endpoint.fetch(&basic).await.expect_err("503s"),
         &["basic-secret"],
     );
-    assert_eq!(error, FetchError::Unavailable { status: 503 });
+    assert_eq!(
+        error,
+        FetchError::Unavailable {
+            status: 503,
+            retry_after: Some(Duration::ZERO), // the test IdP sends Retry-After: 0
+        }
+    );
     assert_eq!(
         error.http_status(CredentialsLevel::Application).as_u16(),
         502
