@@ -134,6 +134,9 @@ pub fn request_head(data: &[u8]) {
     if let Some(name) = routing.route(&parts)
         && guarded
     {
-        assert_ne!(name, "all", "{path:?} took the catch-all around the middleware");
+        assert_ne!(
+            name, "all",
+            "{path:?} took the catch-all around the middleware"
+        );
     }
 }

@@ -128,6 +128,20 @@ impl Denial {
     }
 }
 
+impl Denial {
+    /// The response for a request with `request_headers`: a trailers-only
+    /// gRPC answer ([`crate::grpc`]) for a gRPC call, else
+    /// [`Denial::response`].
+    #[must_use]
+    pub fn response_to(&self, request_headers: &http::HeaderMap) -> Response<Full<Bytes>> {
+        if crate::grpc::is_grpc(request_headers) {
+            crate::grpc::trailers_only(self.status, &self.message)
+        } else {
+            self.response()
+        }
+    }
+}
+
 /// `wait` in whole seconds, rounded up, at least 1: a `Retry-After: 0`
 /// would invite the caller straight back.
 fn whole_seconds(wait: Duration) -> u64 {
@@ -138,6 +152,22 @@ fn whole_seconds(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grpc_call_is_denied_with_a_grpc_status() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        let response = Denial::claims().response_to(&headers);
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["grpc-status"], "7");
+        let response = Denial::credentials(BasicError::Missing).response_to(&headers);
+        assert_eq!(response.headers()["grpc-status"], "16");
+        let plain = Denial::claims().response_to(&http::HeaderMap::new());
+        assert_eq!(plain.status(), 403);
+    }
 
     #[test]
     fn refusals_carry_retry_after_in_whole_seconds() {

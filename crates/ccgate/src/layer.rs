@@ -139,7 +139,7 @@ where
             let (mut parts, body) = request.into_parts();
             let grant = match middleware.authorize(&parts.headers).await {
                 Ok(grant) => grant,
-                Err(denial) => return Ok(denial.response().map(Either::Right)),
+                Err(denial) => return Ok(denial.response_to(&parts.headers).map(Either::Right)),
             };
             grant.apply(&mut parts.headers);
             let username = grant.username().cloned().map(ClientUsername);

@@ -10,6 +10,7 @@
 //!   [`decision`]);
 //! - [`layer`]: a `tower::Layer` for axum, hyper or tonic services;
 //! - [`metrics`]: Prometheus metrics on a registry you own;
+//! - [`grpc`]: gRPC-shaped denials for gRPC callers;
 //! - [`expr`]: the expression language shared by claims and router rules.
 //!
 //! See [`layer`] for a complete example.
@@ -19,6 +20,7 @@ pub mod credentials;
 pub mod decision;
 pub mod denial;
 pub mod expr;
+pub mod grpc;
 pub mod layer;
 pub mod metrics;
 pub mod middleware;

@@ -88,6 +88,15 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
+/// An answer ccgate makes itself: `text`, or for a gRPC call the
+/// trailers-only gRPC status standing for `status` (SPEC §2.6).
+fn own(status: StatusCode, body: &'static str, grpc: bool) -> Response<Body> {
+    if grpc {
+        return ccgate::grpc::trailers_only(status, body).map(Either::Right);
+    }
+    text(status, body)
+}
+
 impl Gateway {
     /// Answers `request`, received on `entry_point` (whose edge rules are
     /// `edge`) from `origin`; a service's servers are reached through the
@@ -138,9 +147,11 @@ impl Gateway {
     ) -> Response<Body> {
         // The edge rules first: everything after sees the normalised head.
         let (mut parts, body) = request.into_parts();
+        // A gRPC caller gets ccgate's own answers as gRPC statuses.
+        let grpc = ccgate::grpc::is_grpc(&parts.headers);
         if let Err(refusal) = edge::admit(&mut parts, edge, origin.trusted, &origin.client_ip) {
             self.unrouted.inc(400);
-            return text(StatusCode::BAD_REQUEST, refusal.reason());
+            return own(StatusCode::BAD_REQUEST, refusal.reason(), grpc);
         }
         let path = parts.uri.path();
         let readable = matches!(parts.method, Method::GET | Method::HEAD);
@@ -162,7 +173,7 @@ impl Gateway {
         let routing = self.routing.load_full();
         let Some(route) = routing.route(entry_point, &parts) else {
             self.unrouted.inc(404);
-            return text(StatusCode::NOT_FOUND, "404 page not found\n");
+            return own(StatusCode::NOT_FOUND, "404 page not found\n", grpc);
         };
         taken.route = Some(Arc::clone(route));
         let mut grants = Vec::with_capacity(route.middlewares.len());
@@ -176,7 +187,7 @@ impl Gateway {
                     grants.push((middleware, grant));
                 }
                 Err(denial) => {
-                    let response = denial.response().map(Either::Right);
+                    let response = denial.response_to(&parts.headers).map(Either::Right);
                     route.requests.inc(response.status().as_u16());
                     return response;
                 }
@@ -221,9 +232,10 @@ impl Gateway {
                         }
                         response.map(Either::Left)
                     }
-                    None => text(
+                    None => own(
                         StatusCode::BAD_GATEWAY,
                         "bad gateway: the upstream server is unreachable\n",
+                        grpc,
                     ),
                 }
             }
@@ -278,6 +290,29 @@ http:
             404,
             "only GET and HEAD"
         );
+    }
+
+    #[tokio::test]
+    async fn a_grpc_call_gets_ccgates_own_answers_as_grpc_statuses() {
+        let gateway = testing::serve(&testing::config(CONFIG));
+        let grpc = |path: &str| {
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: example.com\r\nContent-Type: application/grpc\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        };
+        for (path, code) in [("/nowhere", "12"), ("/dead", "14"), ("/a%2Fb", "13")] {
+            let answer = exchange(gateway.address("web"), &grpc(path)).await;
+            assert_eq!(status(&answer), 200, "{answer}");
+            assert!(
+                answer.contains(&format!("grpc-status: {code}\r\n")),
+                "{path}: {answer}"
+            );
+            assert!(
+                answer.contains("content-type: application/grpc\r\n"),
+                "{answer}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -189,7 +189,9 @@ pub(crate) mod fuzzing_routing {
 
         /// The name of the router `request` takes on `web`.
         pub(crate) fn route(&self, request: &Parts) -> Option<&str> {
-            self.0.route("web", request).map(|route| route.name.as_str())
+            self.0
+                .route("web", request)
+                .map(|route| route.name.as_str())
         }
     }
 }
