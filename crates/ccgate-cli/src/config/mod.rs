@@ -48,6 +48,7 @@ mod secrets;
 mod static_config;
 mod summary;
 mod tls;
+mod transport;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub(crate) use model::{
 };
 pub(crate) use summary::Summary;
 pub(crate) use tls::read_tls;
+pub(crate) use transport::{DEFAULT_GRACE_TIMEOUT, Transport};
 
 use dynamic::Definitions;
 use error::Origin;

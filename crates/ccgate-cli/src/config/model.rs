@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ccgate::options::Options;
 
+use super::transport::Transport;
 use crate::rule::Rule;
 
 /// Service name of the built-in forward-auth endpoint (SPEC §5).
@@ -42,6 +43,8 @@ pub(crate) struct EntryPoint {
     pub(crate) address: SocketAddr,
     /// `tls`: serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate.
     pub(crate) tls: Option<TlsFiles>,
+    /// `transport`: timeouts, grace period, connection limit (SPEC §10).
+    pub(crate) transport: Transport,
 }
 
 /// `tls.certFile` and `tls.keyFile` of an entry point.

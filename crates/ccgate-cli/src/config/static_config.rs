@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ConfigError, Origin};
 use super::model::{AccessLog, EntryPoint, Log, LogFormat, TlsFiles};
+use super::transport::{self, RawTransport};
 
 /// Traefik's default entry point name, used by `ping` and
 /// `metrics.prometheus` when they name none.
@@ -43,6 +44,9 @@ struct RawEntryPoint {
     address: String,
     #[serde(default, deserialize_with = "fields::section")]
     tls: Option<RawTls>,
+    /// `transport` (timeouts, grace period, connection limit): [`transport`].
+    #[serde(default, deserialize_with = "fields::section")]
+    transport: Option<RawTransport>,
 }
 
 #[derive(Deserialize)]
@@ -222,7 +226,12 @@ fn entry_point(
         }),
         None => None,
     };
-    Ok(EntryPoint { address, tls })
+    let transport = transport::read(raw.transport, origin, path)?;
+    Ok(EntryPoint {
+        address,
+        tls,
+        transport,
+    })
 }
 
 /// `host:port`, `[v6]:port` or `:port` (every IPv4 interface); an

@@ -340,6 +340,7 @@ mod tests {
                 cert_file: PathBuf::from("cert.pem"),
                 key_file: PathBuf::from("key.pem"),
             }),
+            transport: crate::config::Transport::default(),
         };
         Config {
             entry_points: BTreeMap::from([("websecure".to_owned(), entry_point)]),

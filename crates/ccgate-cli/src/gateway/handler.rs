@@ -9,12 +9,12 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use super::access_log::{AccessLog, Record};
 use super::metrics::{CONTENT_TYPE, GatewayMetrics, StatusCounters};
 use super::proxy::Origin;
 use super::routing::{Route, Routing, Target};
+use super::transport::CallerBody;
 use super::upstream::{UpstreamBody, UpstreamPool};
 
 /// What the gateway answers with: the upstream's streamed body, or its own.
@@ -42,7 +42,7 @@ struct Received {
 }
 
 impl Received {
-    fn of(request: &Request<Incoming>) -> Self {
+    fn of(request: &Request<CallerBody>) -> Self {
         Self {
             at: SystemTime::now(),
             started: Instant::now(),
@@ -95,7 +95,7 @@ impl Gateway {
         upstream: &Arc<UpstreamPool>,
         entry_point: &str,
         origin: &Origin,
-        request: Request<Incoming>,
+        request: Request<CallerBody>,
     ) -> Response<Body> {
         let mut taken = Taken::default();
         let received = self.access_log.as_ref().map(|_| Received::of(&request));
@@ -129,7 +129,7 @@ impl Gateway {
         upstream: &Arc<UpstreamPool>,
         entry_point: &str,
         origin: &Origin,
-        request: Request<Incoming>,
+        request: Request<CallerBody>,
         taken: &mut Taken,
     ) -> Response<Body> {
         let path = request.uri().path();

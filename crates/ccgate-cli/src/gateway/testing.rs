@@ -78,6 +78,8 @@ pub(crate) fn serve(config: &Config) -> Running {
             name: Arc::from(name.as_str()),
             listener,
             tls: None,
+            transport: crate::config::Transport::default(),
+            connections: Arc::new(tokio::sync::Semaphore::new(1000)),
         };
         tokio::spawn(entry_point.serve(
             Arc::clone(&gateway),
