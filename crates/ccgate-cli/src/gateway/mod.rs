@@ -69,7 +69,12 @@ pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
     let routing = Routing::compile(&config, &metrics)?;
     let access_log = match &config.access_log {
         Some(log) => Some(
-            AccessLog::open(log.format, log.file_path.as_deref()).map_err(StartError::AccessLog)?,
+            AccessLog::open(
+                log.format,
+                log.file_path.as_deref(),
+                metrics.access_log_dropped(),
+            )
+            .map_err(StartError::AccessLog)?,
         ),
         None => None,
     };
