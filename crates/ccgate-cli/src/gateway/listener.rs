@@ -230,8 +230,13 @@ where
                 timeouts,
                 ..
             } = flight.connection();
-            let started = flight.started();
-            let read_by = timeouts.read.map(|read| started + read);
+            // Only a body still to come needs the clock.
+            let read_by = match timeouts.read {
+                Some(read) if !hyper::body::Body::is_end_stream(request.body()) => {
+                    Some(flight.started() + read)
+                }
+                _ => None,
+            };
             let request = request.map(|body| CallerBody::new(body, read_by));
             let handled = gateway.handle(upstream, entry_point, origin, request);
             let (response, write_by) = match timeouts.write {

@@ -92,14 +92,16 @@ impl Timeouts {
 /// What the requests of one connection tell its stream.
 #[derive(Debug)]
 pub(crate) struct Activity {
-    /// When the connection was accepted; `head_started` counts from it.
+    /// When the connection was accepted; the instants below count from it.
     base: Instant,
     /// Requests whose responses are not yet written.
     in_flight: AtomicU32,
     /// Requests whose responses are written (wrapping).
     finished: AtomicU32,
-    /// When the current HTTP/1.1 request's first byte came, in ns since
-    /// `base`, or [`NO_HEAD`].
+    /// When the last response was written, in ns since `base`.
+    ended: AtomicU64,
+    /// When the current HTTP/1.1 request's head began, in ns since
+    /// `base`, if it came in more than one read; else [`NO_HEAD`].
     head_started: AtomicU64,
 }
 
@@ -109,8 +111,17 @@ impl Activity {
             base: Instant::now(),
             in_flight: AtomicU32::new(0),
             finished: AtomicU32::new(0),
+            ended: AtomicU64::new(0),
             head_started: AtomicU64::new(NO_HEAD),
         }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn at(&self, nanos: u64) -> Instant {
+        self.base + Duration::from_nanos(nanos)
     }
 }
 
@@ -135,13 +146,13 @@ impl<C: AsRef<Activity>> Flight<C> {
         &self.connection
     }
 
-    /// When this request began: the first byte of its HTTP/1.1 head as
-    /// its stream saw it, or now (HTTP/2, a pipelined request).
+    /// When this request began: the first byte of its HTTP/1.1 head when
+    /// that came in more than one read, else now (its head just came).
     pub(crate) fn started(&self) -> Instant {
         let activity = self.connection.as_ref().as_ref();
-        match activity.head_started.swap(NO_HEAD, Ordering::Relaxed) {
+        match activity.head_started.load(Ordering::Relaxed) {
             NO_HEAD => Instant::now(),
-            nanos => activity.base + Duration::from_nanos(nanos),
+            nanos => activity.at(nanos),
         }
     }
 }
@@ -149,6 +160,8 @@ impl<C: AsRef<Activity>> Flight<C> {
 impl<C: AsRef<Activity>> Drop for Flight<C> {
     fn drop(&mut self) {
         let activity = self.connection.as_ref().as_ref();
+        let now = activity.nanos(Instant::now());
+        activity.ended.store(now, Ordering::Relaxed);
         activity.finished.fetch_add(1, Ordering::Relaxed);
         activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
@@ -184,12 +197,19 @@ pub(crate) struct Guarded<I, C: AsRef<Activity>> {
     timeouts: Timeouts,
     protocol: Protocol,
     waiting: Waiting,
-    /// The read deadline of `waiting`, if any.
+    /// The read deadline of `waiting`, if any (`Head`: `None` until a
+    /// read of the head has to wait).
     deadline: Option<Instant>,
     /// `Activity::finished` when the current idle period began.
     generation: u32,
-    /// The read timer, reset to `deadline` when a read has to wait.
+    /// The read timer. It never fires after `deadline` but may fire
+    /// before it (it is moved only when it would be late, so a busy
+    /// connection rarely touches it); a read that has to wait checks
+    /// where it stands when it fires.
     timer: Pin<Box<Sleep>>,
+    /// The timer is set no later than `idle` after some past instant
+    /// (so no later than the end of any idle period that starts now).
+    timer_idle_bound: bool,
     /// With `writeTimeout`: the deadline of a blocked write, and its timer.
     blocked: Option<Instant>,
     write_timer: Option<Pin<Box<Sleep>>>,
@@ -218,6 +238,7 @@ impl<I, C: AsRef<Activity>> Guarded<I, C> {
             deadline: Some(deadline),
             generation: 0,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
+            timer_idle_bound: false,
             blocked: None,
             write_timer: None,
         }
@@ -249,12 +270,13 @@ impl<I, C: AsRef<Activity>> Guarded<I, C> {
             (Protocol::Http1 | Protocol::Unknown(_), Waiting::FirstByte | Waiting::Idle)
                 if self.activity().in_flight.load(Ordering::Relaxed) == 0 =>
             {
-                let now = Instant::now();
+                // Timed from the first read of it that has to wait: most
+                // heads come whole, and need no clock.
                 self.waiting = Waiting::Head;
-                self.deadline = Some(now + self.timeouts.head);
-                let activity = self.activity();
-                let nanos = u64::try_from((now - activity.base).as_nanos()).unwrap_or(0);
-                activity.head_started.store(nanos, Ordering::Relaxed);
+                self.deadline = None;
+                self.activity()
+                    .head_started
+                    .store(NO_HEAD, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -262,31 +284,59 @@ impl<I, C: AsRef<Activity>> Guarded<I, C> {
 
     /// A read has to wait: until the deadline of what it waits for.
     fn poll_read_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let activity = self.activity();
-        if activity.in_flight.load(Ordering::Relaxed) > 0 {
-            self.waiting = Waiting::Request;
-            return Poll::Pending;
+        loop {
+            let activity = self.activity();
+            let in_flight = activity.in_flight.load(Ordering::Relaxed);
+            let finished = activity.finished.load(Ordering::Relaxed);
+            if in_flight > 0 {
+                // Nothing to time, but the idle period that follows must
+                // be: it cannot end before `now + idle`.
+                self.waiting = Waiting::Request;
+                let Some(idle) = self.timeouts.idle else {
+                    return Poll::Pending;
+                };
+                if self.timer.is_elapsed() || !self.timer_idle_bound {
+                    self.timer.as_mut().reset(Instant::now() + idle);
+                    self.timer_idle_bound = true;
+                }
+                ready!(self.timer.as_mut().poll(cx));
+                continue;
+            }
+            if self.waiting == Waiting::Request || finished != self.generation {
+                // Responses were written: idle since the last one.
+                let activity = self.activity();
+                let ended = activity.at(activity.ended.load(Ordering::Relaxed));
+                self.generation = finished;
+                self.waiting = Waiting::Idle;
+                self.deadline = self.timeouts.idle.map(|idle| ended + idle);
+            }
+            if self.waiting == Waiting::Head && self.deadline.is_none() {
+                let now = Instant::now();
+                self.deadline = Some(now + self.timeouts.head);
+                let activity = self.activity();
+                activity
+                    .head_started
+                    .store(activity.nanos(now), Ordering::Relaxed);
+            }
+            let Some(deadline) = self.deadline else {
+                return Poll::Pending;
+            };
+            if self.timer.deadline() > deadline || self.timer.is_elapsed() {
+                self.timer.as_mut().reset(deadline);
+                self.timer_idle_bound = self.waiting == Waiting::Idle;
+            }
+            ready!(self.timer.as_mut().poll(cx));
+            if self.timer.deadline() < deadline {
+                // Early (set for an earlier wait): look again.
+                continue;
+            }
+            let what = match self.waiting {
+                Waiting::FirstByte => "no first byte within 10s of connecting",
+                Waiting::Head => "request head not complete in time",
+                _ => "idle past idleTimeout",
+            };
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
         }
-        let finished = activity.finished.load(Ordering::Relaxed);
-        if self.waiting == Waiting::Request || finished != self.generation {
-            // A response was written: the connection is idle from now.
-            self.generation = finished;
-            self.waiting = Waiting::Idle;
-            self.deadline = self.timeouts.idle.map(|idle| Instant::now() + idle);
-        }
-        let Some(deadline) = self.deadline else {
-            return Poll::Pending;
-        };
-        if self.timer.deadline() != deadline {
-            self.timer.as_mut().reset(deadline);
-        }
-        ready!(self.timer.as_mut().poll(cx));
-        let what = match self.waiting {
-            Waiting::FirstByte => "no first byte within 10s of connecting",
-            Waiting::Head => "request head not complete in time",
-            _ => "idle past idleTimeout",
-        };
-        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
     }
 
     /// A write returned `written`: with `writeTimeout`, one that has to
@@ -553,6 +603,7 @@ mod tests {
         let flight = Flight::begin(Arc::clone(&connection));
         assert!(flight.started() <= Instant::now());
         drop(flight);
+        assert_eq!(io.waiting, Waiting::Head);
         let idle = Instant::now();
         let error = io.read(&mut buffer).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);

@@ -9,4 +9,5 @@ mod gateway_auth;
 mod gateway_limits;
 mod gateway_ops;
 mod gateway_routing;
+mod gateway_transport;
 mod support;
