@@ -410,7 +410,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fingerprint_of(store: serde_json::Value) -> [u8; 32] {
+    fn fingerprint_of(store: &serde_json::Value) -> [u8; 32] {
         let options = Options::from_value(json!({
             "url": "http://127.0.0.1:1/token",
             "audience": "api",
@@ -422,16 +422,17 @@ mod tests {
 
     #[test]
     fn the_redis_store_is_part_of_the_token_settings() {
-        let none = fingerprint_of(json!({}));
-        let one = fingerprint_of(json!({"redis": {"endpoints": ["127.0.0.1:6379"]}}));
-        let other = fingerprint_of(json!({"redis": {"endpoints": ["127.0.0.1:6380"]}}));
-        let db = fingerprint_of(json!({"redis": {"endpoints": ["127.0.0.1:6379"], "database": 1}}));
+        let none = fingerprint_of(&json!({}));
+        let one = fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6379"]}}));
+        let other = fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6380"]}}));
+        let db =
+            fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6379"], "database": 1}}));
         let password =
-            fingerprint_of(json!({"redis": {"endpoints": ["127.0.0.1:6379"], "password": "pw"}}));
-        assert_eq!(none, fingerprint_of(json!({})));
+            fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6379"], "password": "pw"}}));
+        assert_eq!(none, fingerprint_of(&json!({})));
         assert_eq!(
             one,
-            fingerprint_of(json!({"redis": {"endpoints": ["127.0.0.1:6379"]}}))
+            fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6379"]}}))
         );
         let all = [none, one, other, db, password];
         for (i, a) in all.iter().enumerate() {
