@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import abuse
 import instructions
 import load
 import report
@@ -36,10 +37,12 @@ ROOT = servers.ROOT
 PROFILES = {
     "full": dict(rounds=5, seconds=5, warmup_seconds=2, connections=50,
                  many_clients=10_000, memory_tokens=100_000, stampede=1000,
+                 abuse_idle=2000, abuse_slow=100,
                  fault_down_s=10, fault_before_s=2, fault_cached=50, fault_cold=10_000,
                  fault_threads=4, fault_max_requests=300_000),
     "smoke": dict(rounds=1, seconds=1, warmup_seconds=0, connections=4,
                   many_clients=200, memory_tokens=1000, stampede=1000,
+                  abuse_idle=300, abuse_slow=30,
                   fault_down_s=2, fault_before_s=0.5, fault_cached=10, fault_cold=500,
                   fault_threads=2, fault_max_requests=30_000),
 }
@@ -60,6 +63,8 @@ SCENARIOS = [
     ("f", "the same as d with the Redis store, warm"),
     ("g", "nginx `auth_request` → ccgate `forward-auth@internal`, then the upstream"),
     ("g2", "Traefik `forwardAuth` → ccgate `forward-auth@internal`, then the upstream"),
+    ("j", "abuse mix: d's load while {idle:,} idle connections and {slow} slow-header clients are held open "
+          "against the same entry point"),
 ]
 
 STORE_SECRET = "0123456789abcdef0123456789abcdef"  # 32 bytes: AES-256-GCM
@@ -205,9 +210,9 @@ class Run:
                 self.procs.wait_port("ccgate", proc, cc[key])
             self.ccgate = proc
             self.server_pids.update(c=[proc.pid], d=[proc.pid])
-            self.ports.update(c=cc["PLAIN_PORT"], d=cc["ONE_PORT"], e=cc["MANY_PORT"])
+            self.ports.update(c=cc["PLAIN_PORT"], d=cc["ONE_PORT"], e=cc["MANY_PORT"], j=cc["ONE_PORT"])
         except StartError as e:
-            self.fail(["c", "d", "e", "g", "g2"], str(e))
+            self.fail(["c", "d", "e", "g", "g2", "j"], str(e))
 
         ng = {"PROXY_PORT": servers.free_port(), "AUTH_PORT": servers.free_port(),
               "FORWARD_AUTH_PORT": cc["FORWARD_AUTH_PORT"]}
@@ -306,9 +311,12 @@ class Run:
         for r in range(1, p["rounds"] + 1):
             for s in self.runnable():
                 try:
-                    summary = load.wrk(url(s), headers(s), p["connections"], p["seconds"], self.load_core,
-                                       self.pin, wrk_log)
-                except RunError as e:
+                    if s == "j":
+                        summary = self.abused(url(s), headers(s), wrk_log)
+                    else:
+                        summary = load.wrk(url(s), headers(s), p["connections"], p["seconds"], self.load_core,
+                                           self.pin, wrk_log)
+                except (RunError, OSError) as e:
                     self.fail([s], str(e))
                     continue
                 self.results.setdefault(s, []).append(summary)
@@ -317,6 +325,19 @@ class Run:
                     f"  p99 {summary['latency_us']['p99']} µs")
         self.extra["token_requests_during_rounds"] = (
             load.idp_call(self.issuer, "GET", "/__test/stats")["received"] - self.token_requests_before)
+
+    def abused(self, url, headers, wrk_log):
+        """Scenario j: d's wrk run while the abusers hold their
+        connections open on the same port (bench/abuse.py)."""
+        with abuse.Abuse(self.ports["j"], self.p["abuse_idle"], self.p["abuse_slow"]) as abusers:
+            summary = load.wrk(url, headers, self.p["connections"], self.p["seconds"], self.load_core, self.pin,
+                               wrk_log)
+            held = abusers.held()
+        runs = self.extra.setdefault("j", [])
+        runs.append({"held_at_end": held, "reopened": dict(abusers.reopened)})
+        log(f"j: abusers held {held['idle']} idle and {held['slow']} slow-header connections at the end "
+            f"(reopened after ccgate closed them: {abusers.reopened})")
+        return summary
 
     def profile(self):
         """--perf: what one request costs the proxy: CPU time, system calls
@@ -561,7 +582,7 @@ class Run:
             "params": self.p,
             "pinned": {"load_core": self.load_core, "server_core": self.server_core} if self.pin else None,
             "machine": info,
-            "scenarios": {s: desc.format(many=f"{self.p['many_clients']:,}") for s, desc in SCENARIOS},
+            "scenarios": {s: desc.format(many=f"{self.p['many_clients']:,}", idle=self.p["abuse_idle"], slow=self.p["abuse_slow"]) for s, desc in SCENARIOS},
             "results": self.results,
             "notes": self.notes,
             "failures": self.failures,

@@ -1,6 +1,8 @@
 //! `ccgate check [-c FILE]`: validates a configuration as `serve` would,
 //! without touching the network, and prints a summary with every secret
-//! redacted.
+//! redacted. What building the middlewares warns about (a Redis store
+//! without `store.secret`, TLS verification turned off) goes to standard
+//! error at WARN, as `serve` logs it.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,6 +13,12 @@ use crate::config::{self, Config, ConfigError, Summary};
 /// returns success when it is valid; prints the error to standard error
 /// and returns failure (1) otherwise.
 pub(crate) fn run(path: &Path) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
     match check(path) {
         Ok(config) => {
             print!("{}", Summary::new(&config, path));

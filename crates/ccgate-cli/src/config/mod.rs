@@ -49,6 +49,7 @@ mod secrets;
 mod static_config;
 mod summary;
 mod tls;
+mod transport;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ pub(crate) use model::{
 };
 pub(crate) use summary::Summary;
 pub(crate) use tls::read_tls;
+pub(crate) use transport::{DEFAULT_GRACE_TIMEOUT, Transport};
 
 use dynamic::Definitions;
 use error::Origin;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use ccgate::options::Options;
 
 use crate::edge::EdgeRules;
+use super::transport::Transport;
 use crate::rule::Rule;
 
 /// Service name of the built-in forward-auth endpoint (SPEC §5).
@@ -45,6 +46,8 @@ pub(crate) struct EntryPoint {
     pub(crate) tls: Option<TlsFiles>,
     /// `http.encodedCharacters`, `http.sanitizePath`, `forwardedHeaders`.
     pub(crate) edge: EdgeRules,
+    /// `transport`: timeouts, grace period, connection limit (SPEC §10).
+    pub(crate) transport: Transport,
 }
 
 /// `tls.certFile` and `tls.keyFile` of an entry point.

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::edge;
 use super::error::{ConfigError, Origin};
 use super::model::{AccessLog, EntryPoint, Log, LogFormat, TlsFiles};
+use super::transport::{self, RawTransport};
 
 /// Traefik's default entry point name, used by `ping` and
 /// `metrics.prometheus` when they name none.
@@ -48,6 +49,9 @@ struct RawEntryPoint {
     http: edge::RawHttp,
     #[serde(default)]
     forwarded_headers: edge::RawForwardedHeaders,
+    /// `transport` (timeouts, grace period, connection limit): [`transport`].
+    #[serde(default, deserialize_with = "fields::section")]
+    transport: Option<RawTransport>,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +232,13 @@ fn entry_point(
         None => None,
     };
     let edge = edge::rules(raw.http, raw.forwarded_headers, origin, path)?;
-    Ok(EntryPoint { address, tls, edge })
+    let transport = transport::read(raw.transport, origin, path)?;
+    Ok(EntryPoint {
+        address,
+        tls,
+        edge,
+        transport,
+    })
 }
 
 /// `host:port`, `[v6]:port` or `:port` (every IPv4 interface); an

@@ -344,6 +344,7 @@ mod tests {
                 key_file: PathBuf::from("key.pem"),
             }),
             edge: crate::edge::EdgeRules::default(),
+            transport: crate::config::Transport::default(),
         };
         Config {
             entry_points: BTreeMap::from([("websecure".to_owned(), entry_point)]),

@@ -6,14 +6,25 @@
 //! (0 when no upstream answered), `OriginDuration` (ns), `Overhead` (ns),
 //! `RequestHost`, `RequestMethod`, `RequestPath`, `RequestProtocol`,
 //! `RequestScheme`, `RouterName`, `ServiceName`, `StartUTC`,
-//! `entryPointName`. `common`: Traefik's extended Common Log Format.
+//! `entryPointName`. `common`: Traefik's extended Common Log Format, with
+//! every field a caller or a token controls escaped as nginx does
+//! ([`escape`]), so that no value can forge a line or a field.
+//!
+//! The queue to the writer thread holds at most [`QUEUE_RECORDS`] records:
+//! when the output stalls (a full pipe, a FIFO nobody reads, a slow disk)
+//! the records that do not fit are dropped and counted in
+//! `ccgate_access_log_dropped_total`; requests never wait for the log and
+//! memory stays bounded.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::counter::Counter;
 use serde_json::json;
 
 use crate::config::LogFormat;
@@ -38,21 +49,30 @@ pub(crate) struct Record<'a> {
     pub(crate) origin_duration: Duration,
 }
 
+/// Records the queue to the writer thread holds at most (SPEC §10).
+pub(crate) const QUEUE_RECORDS: usize = 16_384;
+
 /// Sends records to the writer thread.
 #[derive(Debug, Clone)]
 pub(crate) struct AccessLog {
     format: LogFormat,
-    lines: mpsc::Sender<String>,
+    lines: mpsc::SyncSender<String>,
+    dropped: Counter,
 }
 
 impl AccessLog {
     /// Opens `file_path` (appending) or standard output, and starts the
-    /// writer thread.
+    /// writer thread; records that find the queue full count into
+    /// `dropped`.
     ///
     /// # Errors
     ///
     /// The file cannot be opened.
-    pub(crate) fn open(format: LogFormat, file_path: Option<&Path>) -> std::io::Result<Self> {
+    pub(crate) fn open(
+        format: LogFormat,
+        file_path: Option<&Path>,
+        dropped: Counter,
+    ) -> std::io::Result<Self> {
         let mut out: Box<dyn Write + Send> = match file_path {
             Some(path) => Box::new(
                 std::fs::OpenOptions::new()
@@ -62,7 +82,7 @@ impl AccessLog {
             ),
             None => Box::new(std::io::stdout()),
         };
-        let (lines, receiver) = mpsc::channel::<String>();
+        let (lines, receiver) = mpsc::sync_channel::<String>(QUEUE_RECORDS);
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
@@ -77,16 +97,22 @@ impl AccessLog {
                     }
                 }
             })?;
-        Ok(Self { format, lines })
+        Ok(Self {
+            format,
+            lines,
+            dropped,
+        })
     }
 
-    /// Queues `record`.
+    /// Queues `record`, or drops and counts it when the queue is full.
     pub(crate) fn log(&self, record: &Record<'_>) {
         let line = match self.format {
             LogFormat::Json => json_line(record),
             LogFormat::Common => common_line(record),
         };
-        let _ = self.lines.send(line);
+        if let Err(mpsc::TrySendError::Full(_)) = self.lines.try_send(line) {
+            self.dropped.inc();
+        }
     }
 }
 
@@ -120,19 +146,45 @@ fn json_line(r: &Record<'_>) -> String {
 }
 
 fn common_line(r: &Record<'_>) -> String {
-    format!(
-        "{} - {} [{}] \"{} {} {}\" {} - \"-\" \"-\" 1 \"{}\" \"{}\" {}ms\n",
+    let mut line = String::with_capacity(160);
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        line,
+        "{} - {} [{}] \"{} {} {}\" {} - \"-\" \"-\" 1 \"{}\" \"{}\" {}ms",
         r.client.ip(),
-        r.username.unwrap_or("-"),
+        escape(r.username.unwrap_or("-"), true),
         rfc3339(r.start),
-        r.method,
-        r.path,
+        escape(r.method, true),
+        escape(r.path, true),
         r.protocol,
         r.status,
-        r.router.unwrap_or("-"),
-        r.service.unwrap_or("-"),
+        escape(r.router.unwrap_or("-"), false),
+        escape(r.service.unwrap_or("-"), false),
         r.duration.as_millis(),
-    )
+    );
+    line
+}
+
+/// `text` as the `common` format writes a field: as nginx escapes its
+/// log variables, `"`, `\`, control characters (CR, LF, …), DEL and
+/// every byte outside ASCII become `\xHH`; with `space`, spaces too (in
+/// fields that are not quoted, or whose spaces would shift the ones after
+/// them). Borrowed when nothing needs escaping, as for most values.
+pub(crate) fn escape(text: &str, space: bool) -> Cow<'_, str> {
+    let needs =
+        |b: u8| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) || (space && b == b' ');
+    if !text.bytes().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for b in text.bytes() {
+        if needs(b) {
+            let _ = write!(escaped, "\\x{b:02x}");
+        } else {
+            escaped.push(char::from(b));
+        }
+    }
+    Cow::Owned(escaped)
 }
 
 /// `2026-11-30T02:59:01.123456789Z`.
@@ -205,5 +257,75 @@ mod tests {
         assert!(common_line(&record).starts_with(
             "127.0.0.1 - john [1970-01-01T00:00:00.000000000Z] \"GET /v1 HTTP/1.1\" 200"
         ));
+    }
+
+    fn record_by(username: &'static str, path: &'static str) -> Record<'static> {
+        Record {
+            start: UNIX_EPOCH,
+            client: "127.0.0.1:4000".parse().unwrap(),
+            username: Some(username),
+            method: "GET",
+            host: "api.example.com",
+            path,
+            protocol: "HTTP/1.1",
+            scheme: "http",
+            entry_point: "web",
+            router: Some("api"),
+            service: Some("backend"),
+            status: 200,
+            origin_status: 200,
+            duration: Duration::from_millis(1),
+            origin_duration: Duration::from_millis(1),
+        }
+    }
+
+    #[test]
+    fn common_lines_escape_what_callers_and_tokens_control() {
+        let forged = "john\r\n127.0.0.1 - admin [1970-01-01T00:00:00Z] \"GET /admin HTTP/1.1\" 200";
+        let line = common_line(&record_by(forged, "/a\"b\\c"));
+        assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+        assert!(line.ends_with("ms\n"), "{line:?}");
+        assert!(!line.contains('\r'), "{line:?}");
+        assert!(
+            line.starts_with(
+                "127.0.0.1 - john\\x0d\\x0a127.0.0.1\\x20-\\x20admin\\x20[1970-01-01T00:00:00Z]\\x20\\x22GET\\x20/admin\\x20HTTP/1.1\\x22\\x20200 ["
+            ),
+            "{line:?}"
+        );
+        assert!(line.contains("\"GET /a\\x22b\\x5cc HTTP/1.1\""), "{line:?}");
+        assert_eq!(escape("plain", true), Cow::Borrowed("plain"));
+        assert_eq!(escape("J\u{fc}rgen", true), "J\\xc3\\xbcrgen");
+        assert_eq!(escape("a b\t\u{7f}", false), "a b\\x09\\x7f");
+    }
+
+    #[test]
+    fn json_lines_are_escaped_by_serde() {
+        let line = json_line(&record_by("john\r\n{\"x\":1}", "/a\nb"));
+        assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+        assert!(
+            line.contains(r#""ClientUsername":"john\r\n{\"x\":1}""#),
+            "{line}"
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["ClientUsername"], "john\r\n{\"x\":1}");
+        assert_eq!(value["RequestPath"], "/a\nb");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        // A writer that never gets a record out: the thread blocks on
+        // its first write, the queue fills, the rest are dropped.
+        let dropped = Counter::default();
+        let (lines, receiver) = mpsc::sync_channel::<String>(QUEUE_RECORDS);
+        let log = AccessLog {
+            format: LogFormat::Json,
+            lines,
+            dropped: dropped.clone(),
+        };
+        for _ in 0..QUEUE_RECORDS + 10 {
+            log.log(&record_by("john", "/"));
+        }
+        assert_eq!(dropped.get(), 10);
+        drop(receiver);
     }
 }

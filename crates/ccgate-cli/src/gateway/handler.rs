@@ -9,12 +9,12 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use super::access_log::{AccessLog, Record};
 use super::metrics::{CONTENT_TYPE, GatewayMetrics, StatusCounters};
 use super::proxy::Origin;
 use super::routing::{Route, Routing, Target};
+use super::transport::CallerBody;
 use super::upstream::{UpstreamBody, UpstreamPool};
 use crate::edge::{self, EdgeRules};
 
@@ -43,7 +43,7 @@ struct Received {
 }
 
 impl Received {
-    fn of(request: &Request<Incoming>) -> Self {
+    fn of(request: &Request<CallerBody>) -> Self {
         Self {
             at: SystemTime::now(),
             started: Instant::now(),
@@ -107,7 +107,7 @@ impl Gateway {
         entry_point: &str,
         edge: &EdgeRules,
         origin: &Origin,
-        request: Request<Incoming>,
+        request: Request<CallerBody>,
     ) -> Response<Body> {
         let mut taken = Taken::default();
         let received = self.access_log.as_ref().map(|_| Received::of(&request));
@@ -142,7 +142,7 @@ impl Gateway {
         entry_point: &str,
         edge: &EdgeRules,
         origin: &Origin,
-        request: Request<Incoming>,
+        request: Request<CallerBody>,
         taken: &mut Taken,
     ) -> Response<Body> {
         // The edge rules first: everything after sees the normalised head.

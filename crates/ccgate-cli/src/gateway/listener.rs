@@ -1,6 +1,8 @@
-//! Entry points: accept connections, speak HTTP/1.1 and HTTP/2 (h2c by
-//! prior knowledge, or TLS with ALPN), bound header sizes and the time to
-//! read them, and let connections finish on shutdown.
+//! Entry points: accept connections (at most `transport.maxConnections`
+//! open at once), speak HTTP/1.1 and HTTP/2 (h2c by prior knowledge, or
+//! TLS with ALPN), bound header sizes and, through [`super::transport`],
+//! the time to read requests and write responses, and let connections
+//! finish on shutdown.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,18 +13,19 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::StartError;
 use super::handler::Gateway;
 use super::proxy::Origin;
+use super::transport::{
+    Activity, Answer, CallerBody, Flight, Guarded, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT,
+    HEADER_READ_TIMEOUT, Timeouts,
+};
 use super::upstream::UpstreamPool;
-use crate::config::{self, TlsFiles};
+use crate::config::{self, TlsFiles, Transport};
 use crate::edge::EdgeRules;
-
-/// Time a client has to send a request's headers (slow-loris guard).
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted (HTTP/1.1 buffer, HTTP/2 header list).
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
@@ -34,6 +37,10 @@ pub(crate) struct EntryPoint {
     pub(crate) tls: Option<TlsAcceptor>,
     /// Its edge rules (SPEC §10), applied to every request.
     pub(crate) edge: Arc<EdgeRules>,
+    /// `transport`: timeouts and the connection limit.
+    pub(crate) transport: Transport,
+    /// Permits for open connections, shared by every worker's copy.
+    pub(crate) connections: Arc<Semaphore>,
 }
 
 /// The TLS acceptor of entry point `name`, from its certificate and key
@@ -65,14 +72,18 @@ pub(crate) fn tls_acceptor(
 
 fn connection_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The time to read a head is kept by `transport::Guarded`, which
+    // tells it from the wait between requests (hyper's own header timer
+    // runs through both, so it would close idle connections after 10 s).
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
         .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
     builder
 }
@@ -96,6 +107,8 @@ impl EntryPoint {
                 })?,
             tls: self.tls.clone(),
             edge: Arc::clone(&self.edge),
+            transport: self.transport,
+            connections: Arc::clone(&self.connections),
         })
     }
 
@@ -118,7 +131,15 @@ impl EntryPoint {
             }
         };
         let builder = Arc::new(connection_builder());
+        let timeouts = Timeouts::of(&self.transport);
         loop {
+            // At the limit, stop accepting (new connections wait in the
+            // kernel's backlog) until an open one closes.
+            let permit = tokio::select! {
+                permit = Arc::clone(&self.connections).acquire_owned() => permit,
+                _ = stop.wait_for(|stop| *stop) => break,
+            };
+            let Ok(permit) = permit else { break };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 _ = stop.wait_for(|stop| *stop) => break,
@@ -142,12 +163,16 @@ impl EntryPoint {
             );
             let watcher = graceful.watcher();
             tokio::spawn(async move {
+                // Held until the connection ends.
+                let _permit = permit;
                 let connection = Arc::new(Connection {
                     gateway,
                     upstream,
                     entry_point: name,
                     origin: Origin::new(client, tls.is_some(), edge.trust.trusts(client.ip())),
                     edge,
+                    activity: Activity::new(),
+                    timeouts,
                 });
                 let served = match tls {
                     None => serve(&builder, watcher, stream, connection).await,
@@ -179,6 +204,15 @@ struct Connection {
     entry_point: Arc<str>,
     origin: Origin,
     edge: Arc<EdgeRules>,
+    /// What its requests tell its stream's timeouts.
+    activity: Activity,
+    timeouts: Timeouts,
+}
+
+impl AsRef<Activity> for Connection {
+    fn as_ref(&self) -> &Activity {
+        &self.activity
+    }
 }
 
 /// Serves HTTP on one accepted connection (plain or TLS) until it ends.
@@ -191,8 +225,9 @@ async fn serve<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |request| {
-        let connection = Arc::clone(&connection);
+    let (connection_of_io, timeouts) = (Arc::clone(&connection), connection.timeouts);
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let flight = Flight::begin(Arc::clone(&connection));
         async move {
             let Connection {
                 gateway,
@@ -200,13 +235,37 @@ where
                 entry_point,
                 origin,
                 edge,
-            } = &*connection;
-            let response = gateway
-                .handle(upstream, entry_point, edge, origin, request)
-                .await;
-            Ok::<_, std::convert::Infallible>(response)
+                timeouts,
+                ..
+            } = flight.connection();
+            // Only a body still to come needs the clock.
+            let read_by = match timeouts.read {
+                Some(read) if !hyper::body::Body::is_end_stream(request.body()) => {
+                    Some(flight.started() + read)
+                }
+                _ => None,
+            };
+            let request = request.map(|body| CallerBody::new(body, read_by));
+            let handled = gateway.handle(upstream, entry_point, edge, origin, request);
+            let (response, write_by) = match timeouts.write {
+                None => (handled.await, None),
+                Some(write) => {
+                    let write_by = tokio::time::Instant::now() + write;
+                    match tokio::time::timeout_at(write_by, handled).await {
+                        Ok(response) => (response, Some(write_by)),
+                        Err(_) => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "no response within writeTimeout",
+                            ));
+                        }
+                    }
+                }
+            };
+            Ok(response.map(|body| Answer::new(body, write_by, flight)))
         }
     });
+    let io = Guarded::new(io, connection_of_io, timeouts);
     watcher
         .watch(
             builder

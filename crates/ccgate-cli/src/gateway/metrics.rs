@@ -1,5 +1,6 @@
 //! The gateway's Prometheus registry: the middleware families of the
-//! library plus `ccgate_requests_total{router, status}`.
+//! library plus `ccgate_requests_total{router, status}` and
+//! `ccgate_access_log_dropped_total`.
 
 use std::sync::OnceLock;
 
@@ -20,6 +21,7 @@ pub(crate) struct GatewayMetrics {
     registry: Registry,
     middleware: ccgate::metrics::Metrics,
     requests: Family<RequestLabels, Counter>,
+    access_log_dropped: Counter,
 }
 
 /// `OpenMetrics` text, as `/metrics` answers it.
@@ -35,11 +37,23 @@ impl GatewayMetrics {
             "HTTP requests answered, by router and status",
             requests.clone(),
         );
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "ccgate_access_log_dropped",
+            "Access log records dropped because the log's queue was full (a stalled writer)",
+            access_log_dropped.clone(),
+        );
         Self {
             registry,
             middleware,
             requests,
+            access_log_dropped,
         }
+    }
+
+    /// Counts access log records dropped for want of room.
+    pub(crate) fn access_log_dropped(&self) -> Counter {
+        self.access_log_dropped.clone()
     }
 
     /// The families middlewares count into.

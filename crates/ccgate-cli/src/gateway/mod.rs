@@ -7,7 +7,9 @@
 //! ([`access_log`]). `/ping` and `/metrics` answer on the entry points the
 //! configuration names. With `providers.file.watch`, changed files are
 //! reloaded ([`reload`]). SIGTERM or SIGINT stops accepting and lets
-//! in-flight requests finish for up to [`GRACE_PERIOD`].
+//! in-flight requests finish for up to the longest
+//! `transport.lifeCycle.graceTimeOut` of the entry points ([`grace_period`]).
+//! Connections are timed by [`transport`].
 
 mod access_log;
 mod error;
@@ -19,6 +21,7 @@ mod reload;
 mod routing;
 #[cfg(test)]
 mod testing;
+mod transport;
 mod upstream;
 mod worker;
 
@@ -29,7 +32,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::{self, Config, LogFormat};
 use access_log::AccessLog;
@@ -39,8 +42,17 @@ use listener::EntryPoint;
 use metrics::GatewayMetrics;
 use routing::Routing;
 
-/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-pub(crate) const GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish after SIGTERM/SIGINT:
+/// the longest `transport.lifeCycle.graceTimeOut` of the entry points
+/// (one drain waits for every connection).
+fn grace_period(config: &Config) -> Duration {
+    config
+        .entry_points
+        .values()
+        .map(|entry_point| entry_point.transport.grace_timeout)
+        .max()
+        .unwrap_or(config::DEFAULT_GRACE_TIMEOUT)
+}
 
 /// Runs the gateway described by the file at `path` until SIGTERM or
 /// SIGINT. This runtime does the housekeeping (signals, reloads); the
@@ -57,7 +69,12 @@ pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
     let routing = Routing::compile(&config, &metrics)?;
     let access_log = match &config.access_log {
         Some(log) => Some(
-            AccessLog::open(log.format, log.file_path.as_deref()).map_err(StartError::AccessLog)?,
+            AccessLog::open(
+                log.format,
+                log.file_path.as_deref(),
+                metrics.access_log_dropped(),
+            )
+            .map_err(StartError::AccessLog)?,
         ),
         None => None,
     };
@@ -69,6 +86,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
         metrics_entry_point: config.metrics.clone(),
         access_log,
     });
+    let grace_period = grace_period(&config);
     let entry_points = bind(&config, path).await?;
     let (stop, stopped) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
@@ -96,11 +114,11 @@ pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let graceful = Arc::try_unwrap(graceful)
         .map_err(|_| StartError::Internal("connections still being accepted"))?;
-    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
+    if tokio::time::timeout(grace_period, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!(grace_period = ?GRACE_PERIOD, "some connections did not finish in time");
+        tracing::warn!(?grace_period, "some connections did not finish in time");
     }
     workers.exit().await;
     tracing::info!("stopped");
@@ -134,6 +152,8 @@ async fn bind(config: &Config, main: &Path) -> Result<Vec<EntryPoint>, StartErro
             listener,
             tls,
             edge: Arc::new(entry_point.edge.clone()),
+            transport: entry_point.transport,
+            connections: Arc::new(Semaphore::new(entry_point.transport.max_connections)),
         });
     }
     Ok(bound)

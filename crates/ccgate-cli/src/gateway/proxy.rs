@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
-use hyper::body::Incoming;
 
+use super::transport::CallerBody;
 use super::upstream::{RequestBody, UpstreamBody, UpstreamPool};
 use crate::edge::hop_by_hop::remove_hop_by_hop;
 
@@ -89,7 +89,7 @@ impl Service {
     pub(crate) async fn forward(
         &self,
         upstream: &Arc<UpstreamPool>,
-        mut request: Request<Incoming>,
+        mut request: Request<CallerBody>,
         origin: &Origin,
     ) -> Option<Response<UpstreamBody>> {
         let server = self.pick()?;
@@ -136,7 +136,7 @@ impl Service {
 
 /// The host the caller asked for: the request target's authority (HTTP/2,
 /// absolute form), else its `Host` header.
-fn original_host(request: &Request<Incoming>) -> Option<HeaderValue> {
+fn original_host(request: &Request<CallerBody>) -> Option<HeaderValue> {
     match request.uri().authority() {
         Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
         None => request.headers().get(header::HOST).cloned(),

@@ -79,6 +79,8 @@ pub(crate) fn serve(config: &Config) -> Running {
             listener,
             tls: None,
             edge: Arc::new(configured.edge.clone()),
+            transport: crate::config::Transport::default(),
+            connections: Arc::new(tokio::sync::Semaphore::new(1000)),
         };
         tokio::spawn(entry_point.serve(
             Arc::clone(&gateway),

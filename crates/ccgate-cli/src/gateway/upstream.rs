@@ -30,6 +30,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::transport::CallerBody;
+
 /// How long connecting to an upstream server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle connection is kept.
@@ -239,14 +241,14 @@ fn replayable_head<B: Body>(request: &Request<B>) -> Option<Parts> {
 /// (what a replayed request carries).
 #[derive(Debug, Default)]
 pub(crate) enum RequestBody {
-    Caller(Incoming),
+    Caller(CallerBody),
     #[default]
     Empty,
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         self: Pin<&mut Self>,

@@ -100,7 +100,17 @@ fn every_invalid_configuration_names_file_field_and_reason() {
         (
             "unknown nested field",
             replace("ccgate.yaml", "{ address:", "{ adress:"),
-            "ccgate.yaml: entryPoints.web.adress: unknown field (known: address, tls, http, forwardedHeaders)".into(),
+            "ccgate.yaml: entryPoints.web.adress: unknown field (known: address, tls, http, forwardedHeaders, transport)".into(),
+        ),
+        (
+            "connection limit out of range",
+            replace("ccgate.yaml", "{ address:", "{ transport: { maxConnections: 0 }, address:"),
+            "ccgate.yaml: entryPoints.web.transport.maxConnections: must be a whole number from 1 to 16777216, not 0".into(),
+        ),
+        (
+            "unknown transport field",
+            replace("ccgate.yaml", "{ address:", "{ transport: { lifeCycle: { requestAcceptGraceTimeout: 1s } }, address:"),
+            "ccgate.yaml: entryPoints.web.transport.lifeCycle.requestAcceptGraceTimeout: unknown field (known: graceTimeOut)".into(),
         ),
         (
             "unknown field in a dynamic file",

@@ -10,4 +10,6 @@ mod gateway_auth;
 mod gateway_limits;
 mod gateway_ops;
 mod gateway_routing;
+mod gateway_safety;
+mod gateway_transport;
 mod support;

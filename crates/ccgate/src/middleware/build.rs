@@ -211,6 +211,28 @@ fn fingerprint(options: &Options, name: &str, max_entries: u64) -> [u8; 32] {
         secret(&options.store.secret),
         Some(max_entries.to_string()),
     ];
+    // `store.redis`: a reload that adds, changes or removes it must not
+    // keep a source that reads and writes another store.
+    let redis = options.store.redis.as_ref().map(|redis| {
+        let tls = redis.tls.as_ref();
+        [
+            Some(redis.endpoints.join(",")),
+            redis.username.clone(),
+            secret(&redis.password),
+            Some(redis.database.to_string()),
+            Some(redis.cluster.to_string()),
+            tls.map(|tls| tls.insecure_skip_verify.to_string()),
+            tls.and_then(|tls| tls.ca_bundle.clone()),
+            tls.and_then(|tls| tls.cert.clone()),
+            tls.and_then(|tls| secret(&tls.key)),
+            redis.sentinel.master_set.clone(),
+            redis.sentinel.username.clone(),
+            secret(&redis.sentinel.password),
+        ]
+    });
+    let mut parts = parts.to_vec();
+    parts.push(Some(redis.is_some().to_string()));
+    parts.extend(redis.into_iter().flatten());
     let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     for part in &parts {
         match part {
@@ -401,4 +423,42 @@ fn reject_unresolved_urns(options: &Options) -> Result<(), OptionsError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fingerprint_of(store: &serde_json::Value) -> [u8; 32] {
+        let options = Options::from_value(json!({
+            "url": "http://127.0.0.1:1/token",
+            "audience": "api",
+            "store": store,
+        }))
+        .unwrap();
+        fingerprint(&options, "cc", DEFAULT_MAX_ENTRIES)
+    }
+
+    #[test]
+    fn the_redis_store_is_part_of_the_token_settings() {
+        let none = fingerprint_of(&json!({}));
+        let one = fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6379"]}}));
+        let other = fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6380"]}}));
+        let db =
+            fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6379"], "database": 1}}));
+        let password =
+            fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6379"], "password": "pw"}}));
+        assert_eq!(none, fingerprint_of(&json!({})));
+        assert_eq!(
+            one,
+            fingerprint_of(&json!({"redis": {"endpoints": ["127.0.0.1:6379"]}}))
+        );
+        let all = [none, one, other, db, password];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
 }

@@ -109,6 +109,11 @@ impl Ccgate {
         ccgate
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// `http://127.0.0.1:PORT` of an entry point.
     pub(crate) fn url(&self, entry_point: &str) -> String {
         format!("http://127.0.0.1:{}", self.ports[entry_point])

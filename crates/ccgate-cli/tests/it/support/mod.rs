@@ -1,12 +1,20 @@
 //! Test support of the `ccgate` command's tests: the real test IdP and
 //! TLS material (shared with the library's tests), a real echo upstream,
 //! the `ccgate serve` process on a temporary configuration, the committed
-//! examples, and the reverse proxies of the forward-auth tests.
+//! examples, the reverse proxies of the forward-auth tests, real Redis
+//! servers, and the library's FAKE token server (for token claims the
+//! real IdP cannot issue).
 
 // Shared with the library's tests; not every helper is used here.
 #[allow(dead_code)]
+#[path = "../../../../ccgate/tests/it/support/fault_server.rs"]
+pub(crate) mod fault_server;
+#[allow(dead_code)]
 #[path = "../../../../ccgate/tests/it/support/idp.rs"]
 pub(crate) mod idp;
+#[allow(dead_code)]
+#[path = "../../../../ccgate/tests/it/support/redis_server.rs"]
+pub(crate) mod redis_server;
 #[allow(dead_code)]
 #[path = "../../../../ccgate/tests/it/support/tls.rs"]
 pub(crate) mod tls;

@@ -136,10 +136,11 @@ impl Redis {
     ) -> Result<Self, OptionsError> {
         let mode = config::mode(options)?;
         if sealer.is_none() {
-            tracing::info!(
+            // SPEC §10: bearer tokens in clear in a shared store are loud.
+            tracing::warn!(
                 middleware,
-                "store.secret is unset: tokens are stored in Redis in plaintext, and cache keys \
-                 are hashed with a public key; set store.secret to seal them"
+                "store.redis without store.secret: bearer tokens are stored in Redis in clear, \
+                 and cache keys are hashed with a public key; set store.secret to seal them"
             );
         }
         Ok(Self {
