@@ -62,7 +62,10 @@ pub fn trailers_only(status: StatusCode, message: &str) -> Response<Full<Bytes>>
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    headers.insert("grpc-status", HeaderValue::from(u16::from(status_code(status))));
+    headers.insert(
+        "grpc-status",
+        HeaderValue::from(u16::from(status_code(status))),
+    );
     if let Ok(value) = HeaderValue::from_str(&encoded(message.trim_end())) {
         headers.insert("grpc-message", value);
     }

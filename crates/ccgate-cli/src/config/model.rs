@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use ccgate::options::Options;
 
-use crate::edge::EdgeRules;
 use super::transport::Transport;
+use crate::edge::EdgeRules;
 use crate::rule::Rule;
 
 /// Service name of the built-in forward-auth endpoint (SPEC §5).
