@@ -11,15 +11,7 @@ use crate::edge::path::{EncodedCharacters, PathRules, normalise};
 /// own promises and panics when one is broken.
 pub fn normalise_path(path: &str, allow_all: bool, sanitize: bool) {
     let allow = if allow_all {
-        EncodedCharacters {
-            slash: true,
-            back_slash: true,
-            null_character: true,
-            semicolon: true,
-            percent: true,
-            question_mark: true,
-            hash: true,
-        }
+        EncodedCharacters::ALL
     } else {
         EncodedCharacters::default()
     };

@@ -46,6 +46,17 @@ pub(crate) struct EncodedCharacters {
 }
 
 impl EncodedCharacters {
+    /// Every encoded character allowed.
+    pub(crate) const ALL: Self = Self {
+        slash: true,
+        back_slash: true,
+        null_character: true,
+        semicolon: true,
+        percent: true,
+        question_mark: true,
+        hash: true,
+    };
+
     /// The escapes allowed, as written (`%2F` …), for summaries.
     pub(crate) fn names(self) -> Vec<&'static str> {
         [
@@ -295,15 +306,7 @@ mod tests {
             assert_eq!(norm(path), Err(PathError::EncodedCharacter(byte)), "{path}");
         }
         let all = PathRules {
-            allow: EncodedCharacters {
-                slash: true,
-                back_slash: true,
-                null_character: true,
-                semicolon: true,
-                percent: true,
-                question_mark: true,
-                hash: true,
-            },
+            allow: EncodedCharacters::ALL,
             sanitize: true,
         };
         for (path, _) in refused {

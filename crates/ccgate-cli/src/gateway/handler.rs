@@ -98,6 +98,24 @@ fn own(status: StatusCode, body: &'static str, grpc: bool) -> Response<Body> {
 }
 
 impl Gateway {
+    /// The gateway of `config` with `routing` compiled from it, counting
+    /// into `metrics`, logging requests to `access_log` if any.
+    pub(crate) fn new(
+        config: &crate::config::Config,
+        routing: Routing,
+        metrics: &Arc<GatewayMetrics>,
+        access_log: Option<AccessLog>,
+    ) -> Self {
+        Self {
+            routing: ArcSwap::from_pointee(routing),
+            unrouted: metrics.requests(""),
+            metrics: Arc::clone(metrics),
+            ping: config.ping.clone(),
+            metrics_entry_point: config.metrics.clone(),
+            access_log,
+        }
+    }
+
     /// Answers `request`, received on `entry_point` (whose edge rules are
     /// `edge`) from `origin`; a service's servers are reached through the
     /// worker's `upstream` pool.

@@ -29,7 +29,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -78,14 +77,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
         ),
         None => None,
     };
-    let gateway = Arc::new(Gateway {
-        routing: ArcSwap::from_pointee(routing),
-        unrouted: metrics.requests(""),
-        metrics: Arc::clone(&metrics),
-        ping: config.ping.clone(),
-        metrics_entry_point: config.metrics.clone(),
-        access_log,
-    });
+    let gateway = Arc::new(Gateway::new(&config, routing, &metrics, access_log));
     let grace_period = grace_period(&config);
     let entry_points = bind(&config, path).await?;
     let (stop, stopped) = watch::channel(false);

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arc_swap::ArcSwap;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -58,14 +57,7 @@ impl Running {
 pub(crate) fn serve(config: &Config) -> Running {
     let metrics = Arc::new(GatewayMetrics::new());
     let routing = Routing::compile(config, &metrics).expect("routing compiles");
-    let gateway = Arc::new(Gateway {
-        routing: ArcSwap::from_pointee(routing),
-        unrouted: metrics.requests(""),
-        metrics: Arc::clone(&metrics),
-        ping: config.ping.clone(),
-        metrics_entry_point: config.metrics.clone(),
-        access_log: None,
-    });
+    let gateway = Arc::new(Gateway::new(config, routing, &metrics, None));
     let upstream = Arc::new(UpstreamPool::default());
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop, stopped) = watch::channel(false);
