@@ -98,6 +98,19 @@ const opts = parseArgs(process.argv.slice(2));
 // JWT `scope` claim (overwriting an extra claim of the same name), so
 // `defaultScope` is only used when the client did not request a scope (done in
 // the JWT customizer below); otherwise the claim is the requested scope.
+// The public JWKS of the committed test-only keys (keys/README.md), for the
+// private_key_jwt client. Each key's `kid` is its file name's stem.
+function testKeysJwks() {
+  const dir = new URL('./keys/', import.meta.url);
+  return {
+    keys: ['rsa-2048.pkcs8', 'ec-p256.sec1', 'ed25519'].map((stem) => {
+      const pem = fs.readFileSync(new URL(`${stem}.pem`, dir));
+      const jwk = crypto.createPublicKey(pem).export({ format: 'jwk' });
+      return { ...jwk, kid: stem, use: 'sig' };
+    }),
+  };
+}
+
 const SAMPLE_CLAIMS = {
   active: true,
   grp: 'admin',
@@ -131,6 +144,17 @@ const CLIENTS = [
     id: 'reserved-client', secret: 's:e/c+r&e=t%?@x', method: 'client_secret_basic', format: 'jwt',
     claims: { ...SAMPLE_CLAIMS }, defaultScope: SAMPLE_SCOPE,
   },
+  {
+    // RFC 7523 §2.2 assertion signed with HS256 keyed by the secret.
+    id: 'jwt-secret-client', secret: 'jwt-secret-0123456789abcdef0123456789abcdef', method: 'client_secret_jwt',
+    format: 'jwt', claims: { ...SAMPLE_CLAIMS, grp: 'jwt' }, defaultScope: SAMPLE_SCOPE,
+  },
+  {
+    // RFC 7523 §2.2 assertion signed with one of the test keys of keys/
+    // (RS256, ES256 or EdDSA; their public JWKS is registered).
+    id: 'key-client', secret: undefined, method: 'private_key_jwt', format: 'jwt',
+    claims: { ...SAMPLE_CLAIMS, grp: 'keys' }, defaultScope: SAMPLE_SCOPE, jwks: testKeysJwks(),
+  },
 ];
 // Benchmark-only clients (--bench-clients N): many distinct callers, so that
 // a gateway's cache holds many tokens. Like basic-client otherwise. Static
@@ -159,6 +183,11 @@ function freshStats() {
     max_in_flight: 0, // high-water mark of in_flight since the last reset
     by_client: {}, // client id -> { total, success, failure }
     by_status: {}, // HTTP status -> count
+    // The last MAX_RECORDED token requests, oldest first: their form
+    // parameters (client_secret's value replaced by "<redacted>",
+    // client_assertion left out) and the decoded header and claims of
+    // their client_assertion, if any.
+    requests: [],
   };
 }
 let stats = freshStats();
@@ -166,6 +195,31 @@ let delayMs = 0; // set by POST /__test/delay?ms=N
 let failure = { status: 503, count: 0, retryAfter: undefined }; // set by POST /__test/fail
 
 const TOKEN_PATH = '/token';
+const MAX_RECORDED = 50;
+
+// The JOSE header and claims of a compact JWS, unverified; null if it is not one.
+function decodeJws(jws) {
+  const parts = typeof jws === 'string' ? jws.split('.') : [];
+  if (parts.length !== 3) return null;
+  try {
+    const [header, claims] = parts.slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString('utf8')));
+    return { header, claims };
+  } catch {
+    return null;
+  }
+}
+
+function recordRequest(body) {
+  if (!body || typeof body !== 'object') return;
+  const params = {};
+  for (const [name, value] of Object.entries(body)) {
+    if (name === 'client_secret') params[name] = '<redacted>';
+    else if (name !== 'client_assertion') params[name] = value;
+  }
+  const assertion = body.client_assertion === undefined ? null : decodeJws(body.client_assertion);
+  stats.requests.push({ params, assertion });
+  if (stats.requests.length > MAX_RECORDED) stats.requests.shift();
+}
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 // Client id a request *claims* to be, without verifying it: from the Basic
@@ -266,6 +320,7 @@ async function instrumentation(ctx, next) {
       // to find the client id for the counters.
       const body = ctx.is('application/x-www-form-urlencoded') ? await readFormBody(ctx.req) : {};
       clientId = claimedClientId(ctx, body);
+      recordRequest(body);
       if (failure.retryAfter !== undefined) ctx.set('retry-after', String(failure.retryAfter));
       const error = failure.status === 503 || failure.status === 429 ? 'temporarily_unavailable' : 'server_error';
       return sendJson(ctx, failure.status, {
@@ -278,6 +333,7 @@ async function instrumentation(ctx, next) {
     // ctx.oidc only exists when oidc-provider routed the request (POST /token).
     const { oidc } = ctx;
     clientId = oidc?.client?.clientId ?? claimedClientId(ctx, oidc?.body);
+    recordRequest(oidc?.body);
   } finally {
     // ctx.status is final here: oidc-provider renders its errors itself.
     // Counted at completion into the current counters (a reset while this
@@ -364,7 +420,8 @@ function requestedAudience(ctx, resourceIndicator) {
 const provider = new Provider(issuer, {
   clients: CLIENTS.map((c) => ({
     client_id: c.id,
-    client_secret: c.secret,
+    ...(c.secret === undefined ? {} : { client_secret: c.secret }),
+    ...(c.jwks === undefined ? {} : { jwks: c.jwks }),
     token_endpoint_auth_method: c.method,
     grant_types: ['client_credentials'],
     response_types: [],
