@@ -155,6 +155,14 @@ const CLIENTS = [
     id: 'key-client', secret: undefined, method: 'private_key_jwt', format: 'jwt',
     claims: { ...SAMPLE_CLAIMS, grp: 'keys' }, defaultScope: SAMPLE_SCOPE, jwks: testKeysJwks(),
   },
+  {
+    // RFC 8705 §2.1.1: the TLS client certificate authenticates (needs
+    // --client-ca); registered by its DNS SAN, that of the test client
+    // certificate of ccgate's test PKI.
+    id: 'tls-client', secret: undefined, method: 'tls_client_auth', format: 'jwt',
+    claims: { ...SAMPLE_CLAIMS, grp: 'mtls' }, defaultScope: SAMPLE_SCOPE,
+    metadata: { tls_client_auth_san_dns: 'ccgate-test-client' },
+  },
 ];
 // Benchmark-only clients (--bench-clients N): many distinct callers, so that
 // a gateway's cache holds many tokens. Like basic-client otherwise. Static
@@ -422,12 +430,15 @@ const provider = new Provider(issuer, {
     client_id: c.id,
     ...(c.secret === undefined ? {} : { client_secret: c.secret }),
     ...(c.jwks === undefined ? {} : { jwks: c.jwks }),
+    ...(c.metadata ?? {}),
     token_endpoint_auth_method: c.method,
     grant_types: ['client_credentials'],
     response_types: [],
     redirect_uris: [],
   })),
   jwks: { keys: [signingJwk(opts.alg)] },
+  // The default list lacks tls_client_auth (needed by `tls-client`).
+  clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none'],
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   clientDefaults: { id_token_signed_response_alg: opts.alg },
   features: {
@@ -436,6 +447,30 @@ const provider = new Provider(issuer, {
     // Lets tests check opaque tokens: POST /token/introspection, any
     // authenticated client may introspect any token.
     introspection: { enabled: true, allowedPolicy: () => true },
+    // tls_client_auth (RFC 8705 §2.1.1) for `tls-client`; the certificate
+    // is the one of the TLS connection (with --client-ca it has been
+    // verified against that CA by the handshake).
+    mTLS: {
+      enabled: true,
+      tlsClientAuth: true,
+      getCertificate: (ctx) => {
+        const peer = typeof ctx.socket?.getPeerCertificate === 'function' ? ctx.socket.getPeerCertificate() : null;
+        if (!peer || !peer.raw) return undefined;
+        return new crypto.X509Certificate(peer.raw).toString();
+      },
+      certificateAuthorized: (ctx) => ctx.socket?.authorized === true,
+      certificateSubjectMatches: (ctx, property, expected) => {
+        const pem = ctx.socket.getPeerCertificate()?.raw;
+        if (!pem) return false;
+        const cert = new crypto.X509Certificate(pem);
+        switch (property) {
+          case 'tls_client_auth_san_dns':
+            return (cert.subjectAltName ?? '').split(', ').includes(`DNS:${expected}`);
+          default:
+            return false;
+        }
+      },
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => DEFAULT_RESOURCE,

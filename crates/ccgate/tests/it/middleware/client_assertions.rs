@@ -89,3 +89,24 @@ fn middleware_with_key(url: &str, key: &str) -> ccgate::Middleware {
         json!({"authMethod": "private_key_jwt", "clientID": "key-client", "privateKey": key}),
     )
 }
+
+#[tokio::test]
+async fn tls_client_auth_at_gateway_level() {
+    let pki = crate::support::tls::Pki::new();
+    let idp = Idp::start_with(
+        crate::support::idp::IdpOptions::default()
+            .tls(&pki)
+            .require_client_cert(),
+    )
+    .await;
+    let upstream = Upstream::start(middleware(
+        idp.token_endpoint(),
+        json!({"authMethod": "tls_client_auth", "clientID": "tls-client",
+               "clientConfig": {"tls": {"ca": pki.ca_pem, "cert": pki.client_cert_pem,
+                                        "key": pki.client_key_pem}}}),
+    ))
+    .await;
+    let echo = upstream.get(&[]).await;
+    assert_eq!(echo.status, 200, "{echo:?}");
+    assert_eq!(claims_of(&echo.bearer())["client_id"], "tls-client");
+}

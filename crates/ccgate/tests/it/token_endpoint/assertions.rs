@@ -246,3 +246,48 @@ fn endpoint_with_resources(url: &str, resources: &[&str]) -> ccgate::token::Endp
         ..settings(url)
     })
 }
+
+#[tokio::test]
+async fn tls_client_auth_sends_only_the_client_id_over_mutual_tls() {
+    let pki = crate::support::tls::Pki::new();
+    let idp = Idp::start_with(
+        crate::support::idp::IdpOptions::default()
+            .tls(&pki)
+            .require_client_cert(),
+    )
+    .await;
+    let endpoint = endpoint(EndpointSettings {
+        auth_method: AuthMethod::TlsClientAuth,
+        tls: ccgate::token::TlsSettings {
+            ca: Some(pki.ca_pem.clone()),
+            cert: Some(pki.client_cert_pem.clone()),
+            key: Some(pki.client_key_pem.as_str().into()),
+            insecure_skip_verify: false,
+        },
+        ..settings(idp.token_endpoint())
+    });
+    let no_secret = |id: &str| ccgate::credentials::Credentials::new(id, SecretString::from(""));
+    let token = endpoint
+        .fetch(&no_secret("tls-client"))
+        .await
+        .expect("the certificate authenticates");
+    assert_eq!(jwt_payload(&token.access_token)["grp"], "mtls");
+    let stats = idp.stats().await;
+    let request = &stats.requests[0];
+    assert_eq!(request.params["client_id"], "tls-client");
+    assert!(
+        !request.params.contains_key("client_secret") && request.assertion.is_none(),
+        "{request:?}"
+    );
+
+    // The certificate is not registered for another client.
+    let error = endpoint
+        .fetch(&no_secret("basic-client"))
+        .await
+        .expect_err("basic-client is not a tls_client_auth client");
+    assert!(
+        matches!(error, FetchError::Rejected { status: 401, .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.http_status(CredentialsLevel::Gateway), 502);
+}
