@@ -35,8 +35,11 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// Each [`fetch`](Endpoint::fetch) sends
 /// `POST url` with `Content-Type: application/x-www-form-urlencoded`,
 /// `Accept: application/json` and the body
-/// `grant_type=client_credentials&audience=…[&scope=…]`, authenticated per
-/// [`AuthMethod`]. Redirects are not followed. Proxies from the
+/// `grant_type=client_credentials[&audience=…][&scope=…][&resource=…]…`
+/// followed by the extra `parameters`, authenticated per [`AuthMethod`].
+/// With `client_secret_jwt` and `private_key_jwt` a new client assertion
+/// (RFC 7523 §2.2, see [`ASSERTION_LIFETIME`](super::ASSERTION_LIFETIME))
+/// is signed for every attempt, retries included. Redirects are not followed. Proxies from the
 /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` environment are used, except for
 /// a loopback `url` (`localhost`, `127.0.0.0/8`, `::1`), which is always
 /// reached directly.
@@ -110,8 +113,12 @@ impl Endpoint {
     ///
     /// A [`BuildError`] naming the option: `url` not an absolute `http` or
     /// `https` URL, or holding credentials or a fragment; an empty
-    /// `audience`; a scope that is empty or has characters outside RFC 6749
-    /// §3.3; a zero `clientConfig.timeoutSeconds`; PEM text in
+    /// `audience` without `resource` or `scopes`; a scope that is empty or
+    /// has characters outside RFC 6749 §3.3; a `resource` that is not an
+    /// absolute URI or has a fragment; a reserved name in `parameters`;
+    /// `private_key_jwt` without a usable `privateKey` (RSA ≥ 2048 bits,
+    /// P-256 or Ed25519); `tls_client_auth` without
+    /// `clientConfig.tls.cert` and `.key`; a zero `clientConfig.timeoutSeconds`; PEM text in
     /// `clientConfig.tls.ca`, `.cert` or `.key` that does not parse; a
     /// certificate without key or the reverse; a key that does not belong
     /// to the certificate. The error never holds key material.

@@ -169,6 +169,7 @@ fn client_authentication_and_form_options_name_their_field() {
         (with(json!({"resource": "not-absolute"})), "resource", "absolute URI"),
         (with(json!({"resource": ["https://api/#x"]})), "resource", "fragment"),
         (with(json!({"audience": null})), "audience", "required (unless resource or scopes is set)"),
+        (with(json!({"authMethod": "private_key_jwt", "clientID": "c", "privateKey": "urn:k8s:secret:keys:key.pem"})), "privateKey", "was not resolved"),
     ];
     for (value, field, reason) in cases {
         let (got_field, message) = error(value.clone());
