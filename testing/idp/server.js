@@ -98,6 +98,19 @@ const opts = parseArgs(process.argv.slice(2));
 // JWT `scope` claim (overwriting an extra claim of the same name), so
 // `defaultScope` is only used when the client did not request a scope (done in
 // the JWT customizer below); otherwise the claim is the requested scope.
+// The public JWKS of the committed test-only keys (keys/README.md), for the
+// private_key_jwt client. Each key's `kid` is its file name's stem.
+function testKeysJwks() {
+  const dir = new URL('./keys/', import.meta.url);
+  return {
+    keys: ['rsa-2048.pkcs8', 'ec-p256.sec1', 'ed25519'].map((stem) => {
+      const pem = fs.readFileSync(new URL(`${stem}.pem`, dir));
+      const jwk = crypto.createPublicKey(pem).export({ format: 'jwk' });
+      return { ...jwk, kid: stem, use: 'sig' };
+    }),
+  };
+}
+
 const SAMPLE_CLAIMS = {
   active: true,
   grp: 'admin',
@@ -131,6 +144,25 @@ const CLIENTS = [
     id: 'reserved-client', secret: 's:e/c+r&e=t%?@x', method: 'client_secret_basic', format: 'jwt',
     claims: { ...SAMPLE_CLAIMS }, defaultScope: SAMPLE_SCOPE,
   },
+  {
+    // RFC 7523 §2.2 assertion signed with HS256 keyed by the secret.
+    id: 'jwt-secret-client', secret: 'jwt-secret-0123456789abcdef0123456789abcdef', method: 'client_secret_jwt',
+    format: 'jwt', claims: { ...SAMPLE_CLAIMS, grp: 'jwt' }, defaultScope: SAMPLE_SCOPE,
+  },
+  {
+    // RFC 7523 §2.2 assertion signed with one of the test keys of keys/
+    // (RS256, ES256 or EdDSA; their public JWKS is registered).
+    id: 'key-client', secret: undefined, method: 'private_key_jwt', format: 'jwt',
+    claims: { ...SAMPLE_CLAIMS, grp: 'keys' }, defaultScope: SAMPLE_SCOPE, jwks: testKeysJwks(),
+  },
+  {
+    // RFC 8705 §2.1.1: the TLS client certificate authenticates (needs
+    // --client-ca); registered by its DNS SAN, that of the test client
+    // certificate of ccgate's test PKI.
+    id: 'tls-client', secret: undefined, method: 'tls_client_auth', format: 'jwt',
+    claims: { ...SAMPLE_CLAIMS, grp: 'mtls' }, defaultScope: SAMPLE_SCOPE,
+    metadata: { tls_client_auth_san_dns: 'ccgate-test-client' },
+  },
 ];
 // Benchmark-only clients (--bench-clients N): many distinct callers, so that
 // a gateway's cache holds many tokens. Like basic-client otherwise. Static
@@ -159,6 +191,11 @@ function freshStats() {
     max_in_flight: 0, // high-water mark of in_flight since the last reset
     by_client: {}, // client id -> { total, success, failure }
     by_status: {}, // HTTP status -> count
+    // The last MAX_RECORDED token requests, oldest first: their form
+    // parameters (client_secret's value replaced by "<redacted>",
+    // client_assertion left out) and the decoded header and claims of
+    // their client_assertion, if any.
+    requests: [],
   };
 }
 let stats = freshStats();
@@ -166,6 +203,31 @@ let delayMs = 0; // set by POST /__test/delay?ms=N
 let failure = { status: 503, count: 0, retryAfter: undefined }; // set by POST /__test/fail
 
 const TOKEN_PATH = '/token';
+const MAX_RECORDED = 50;
+
+// The JOSE header and claims of a compact JWS, unverified; null if it is not one.
+function decodeJws(jws) {
+  const parts = typeof jws === 'string' ? jws.split('.') : [];
+  if (parts.length !== 3) return null;
+  try {
+    const [header, claims] = parts.slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString('utf8')));
+    return { header, claims };
+  } catch {
+    return null;
+  }
+}
+
+function recordRequest(body) {
+  if (!body || typeof body !== 'object') return;
+  const params = {};
+  for (const [name, value] of Object.entries(body)) {
+    if (name === 'client_secret') params[name] = '<redacted>';
+    else if (name !== 'client_assertion') params[name] = value;
+  }
+  const assertion = body.client_assertion === undefined ? null : decodeJws(body.client_assertion);
+  stats.requests.push({ params, assertion });
+  if (stats.requests.length > MAX_RECORDED) stats.requests.shift();
+}
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 // Client id a request *claims* to be, without verifying it: from the Basic
@@ -266,6 +328,7 @@ async function instrumentation(ctx, next) {
       // to find the client id for the counters.
       const body = ctx.is('application/x-www-form-urlencoded') ? await readFormBody(ctx.req) : {};
       clientId = claimedClientId(ctx, body);
+      recordRequest(body);
       if (failure.retryAfter !== undefined) ctx.set('retry-after', String(failure.retryAfter));
       const error = failure.status === 503 || failure.status === 429 ? 'temporarily_unavailable' : 'server_error';
       return sendJson(ctx, failure.status, {
@@ -278,6 +341,7 @@ async function instrumentation(ctx, next) {
     // ctx.oidc only exists when oidc-provider routed the request (POST /token).
     const { oidc } = ctx;
     clientId = oidc?.client?.clientId ?? claimedClientId(ctx, oidc?.body);
+    recordRequest(oidc?.body);
   } finally {
     // ctx.status is final here: oidc-provider renders its errors itself.
     // Counted at completion into the current counters (a reset while this
@@ -364,13 +428,17 @@ function requestedAudience(ctx, resourceIndicator) {
 const provider = new Provider(issuer, {
   clients: CLIENTS.map((c) => ({
     client_id: c.id,
-    client_secret: c.secret,
+    ...(c.secret === undefined ? {} : { client_secret: c.secret }),
+    ...(c.jwks === undefined ? {} : { jwks: c.jwks }),
+    ...(c.metadata ?? {}),
     token_endpoint_auth_method: c.method,
     grant_types: ['client_credentials'],
     response_types: [],
     redirect_uris: [],
   })),
   jwks: { keys: [signingJwk(opts.alg)] },
+  // The default list lacks tls_client_auth (needed by `tls-client`).
+  clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none'],
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   clientDefaults: { id_token_signed_response_alg: opts.alg },
   features: {
@@ -379,6 +447,30 @@ const provider = new Provider(issuer, {
     // Lets tests check opaque tokens: POST /token/introspection, any
     // authenticated client may introspect any token.
     introspection: { enabled: true, allowedPolicy: () => true },
+    // tls_client_auth (RFC 8705 §2.1.1) for `tls-client`; the certificate
+    // is the one of the TLS connection (with --client-ca it has been
+    // verified against that CA by the handshake).
+    mTLS: {
+      enabled: true,
+      tlsClientAuth: true,
+      getCertificate: (ctx) => {
+        const peer = typeof ctx.socket?.getPeerCertificate === 'function' ? ctx.socket.getPeerCertificate() : null;
+        if (!peer || !peer.raw) return undefined;
+        return new crypto.X509Certificate(peer.raw).toString();
+      },
+      certificateAuthorized: (ctx) => ctx.socket?.authorized === true,
+      certificateSubjectMatches: (ctx, property, expected) => {
+        const pem = ctx.socket.getPeerCertificate()?.raw;
+        if (!pem) return false;
+        const cert = new crypto.X509Certificate(pem);
+        switch (property) {
+          case 'tls_client_auth_san_dns':
+            return (cert.subjectAltName ?? '').split(', ').includes(`DNS:${expected}`);
+          default:
+            return false;
+        }
+      },
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => DEFAULT_RESOURCE,

@@ -3,15 +3,15 @@
 //!
 //! # Security
 //!
-//! Secret values are never printed: `clientSecret`, `store.secret` and
-//! `clientConfig.tls.key` show `<redacted>`, and any option that was a
+//! Secret values are never printed: `clientSecret`, `privateKey`,
+//! `store.secret` and `clientConfig.tls.key` show `<redacted>`, and any option that was a
 //! secret URN shows the URN, not the value it resolved to (so a `clientID`
 //! kept in a Secret stays there).
 
 use std::fmt::{self, Display, Write as _};
 use std::path::Path;
 
-use ccgate::options::Options;
+use ccgate::options::{AuthMethod, Options};
 
 use super::model::{Config, LogFormat, Middleware, Router, Service};
 
@@ -151,18 +151,27 @@ fn middleware(out: &mut String, middleware: &Middleware) {
     let options = &middleware.options;
     let shown = Shown { middleware };
     let _ = writeln!(out, "defined in: {}", middleware.origin());
-    let level = if options.client_id.is_some() {
-        "gateway (ccgate sends its clientID and clientSecret)"
-    } else {
-        "application (callers send Basic credentials)"
+    let level = match (options.client_id.is_some(), options.auth_method) {
+        (true, AuthMethod::PrivateKeyJwt) => {
+            "gateway (ccgate sends its clientID in assertions signed with privateKey)"
+        }
+        (true, AuthMethod::TlsClientAuth) => {
+            "gateway (ccgate sends its clientID; its TLS client certificate authenticates)"
+        }
+        (true, _) => "gateway (ccgate sends its clientID and clientSecret)",
+        (false, _) => "application (callers send Basic credentials)",
     };
     let _ = writeln!(out, "level: {level}");
     let _ = writeln!(out, "url: {}", shown.plain("url", &options.url));
-    let _ = writeln!(
-        out,
-        "audience: {}",
-        shown.plain("audience", &options.audience)
-    );
+    if options.audience.is_empty() {
+        let _ = writeln!(out, "audience: (none sent)");
+    } else {
+        let _ = writeln!(
+            out,
+            "audience: {}",
+            shown.plain("audience", &options.audience)
+        );
+    }
     if let Some(id) = &options.client_id {
         let _ = writeln!(out, "clientID: {}", shown.plain("clientID", id));
     }
@@ -170,11 +179,33 @@ fn middleware(out: &mut String, middleware: &Middleware) {
         let _ = writeln!(out, "clientSecret: {}", shown.secret("clientSecret"));
     }
     let _ = writeln!(out, "authMethod: {}", options.auth_method.as_str());
+    if options.private_key.is_some() {
+        let _ = writeln!(out, "privateKey: {}", shown.secret("privateKey"));
+    }
+    optional(
+        out,
+        &shown,
+        "privateKeyID",
+        options.private_key_id.as_deref(),
+    );
     if !options.scopes.is_empty() {
         let scopes: Vec<String> = (options.scopes.iter().enumerate())
             .map(|(i, scope)| shown.plain(&format!("scopes[{i}]"), scope))
             .collect();
         let _ = writeln!(out, "scopes: {}", scopes.join(" "));
+    }
+    for (i, resource) in options.resource.iter().enumerate() {
+        // Written as a string or a list: its URN path is either.
+        let path = if shown.urn("resource").is_some() {
+            "resource".to_owned()
+        } else {
+            format!("resource[{i}]")
+        };
+        let _ = writeln!(out, "resource: {}", shown.plain(&path, resource));
+    }
+    for (name, value) in &options.parameters {
+        let path = format!("parameters.{name}");
+        let _ = writeln!(out, "parameters: {name} = {}", shown.plain(&path, value));
     }
     optional(out, &shown, "claims", options.claims.as_deref());
     for (header, claim) in &options.forward_headers {

@@ -343,3 +343,125 @@ fn entry_point_tls_files_are_read_and_checked() {
         "ccgate.yaml: entryPoints.websecure.tls.keyFile: no private key (a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block) in certs/cert.pem"
     );
 }
+
+/// The test-only EC key of `testing/idp/keys`, indented for a YAML block.
+fn test_key_block(indent: &str) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testing/idp/keys/ec-p256.sec1.pem"
+    );
+    let key = std::fs::read_to_string(path).expect("test key");
+    key.lines()
+        .map(|line| format!("{indent}{line}\n"))
+        .collect()
+}
+
+#[test]
+fn client_assertions_resource_and_parameters_are_shown_with_the_key_redacted() {
+    let manifests = format!(
+        r#"apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{ name: cc-key }}
+spec:
+  plugin:
+    oAuthClientCredentials:
+      url: https://idp.example.com/oauth/token
+      clientID: key-client
+      authMethod: private_key_jwt
+      privateKey: urn:k8s:secret:signing:key.pem
+      privateKeyID: k-2026
+      resource: [https://orders.example.com/, https://billing.example.com/]
+      parameters: {{ tenant: acme }}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{ name: cc-jwt }}
+spec:
+  plugin:
+    oAuthClientCredentials:
+      url: https://idp.example.com/oauth/token
+      authMethod: client_secret_jwt
+      scopes: [read]
+---
+apiVersion: v1
+kind: Secret
+metadata: {{ name: signing }}
+stringData:
+  key.pem: |
+{}"#,
+        test_key_block("    ")
+    );
+    let routers = r#"
+http:
+  routers:
+    api: { rule: "PathPrefix(`/v1`)", middlewares: [cc-key, cc-jwt], service: backend }
+"#;
+    let dir = ConfigDir::new(&[
+        (
+            "ccgate.yaml",
+            "entryPoints: { web: { address: ':8080' } }\nproviders: { file: { directory: k8s } }\n",
+        ),
+        ("k8s/routers.yaml", routers),
+        ("k8s/services.yaml", SERVICES),
+        ("k8s/middlewares.yaml", &manifests),
+    ]);
+    let summary = dir.valid();
+    assert_contains(
+        &summary,
+        &[
+            "  cc-jwt\n",
+            "    level: application (callers send Basic credentials)\n",
+            "    audience: (none sent)\n    authMethod: client_secret_jwt\n    scopes: read\n",
+            "    level: gateway (ccgate sends its clientID in assertions signed with privateKey)\n",
+            "    authMethod: private_key_jwt\n    privateKey: <redacted> (from urn:k8s:secret:signing:key.pem)\n    privateKeyID: k-2026\n",
+            "    resource: https://orders.example.com/\n    resource: https://billing.example.com/\n",
+            "    parameters: tenant = acme\n",
+        ],
+    );
+    assert!(!summary.contains("PRIVATE KEY"), "{summary}");
+}
+
+#[test]
+fn invalid_client_authentication_options_name_their_field() {
+    let key = test_key_block("  ");
+    let key_line = key.lines().nth(1).expect("a key line").trim().to_owned();
+    let cases = [
+        ("authMethod: private_key_jwt\nprivateKey: |\n".to_owned() + &key, "clientID: required with authMethod private_key_jwt"),
+        ("authMethod: private_key_jwt\nclientID: c".to_owned(), "privateKey: required with authMethod private_key_jwt"),
+        ("authMethod: private_key_jwt\nclientID: c\nclientSecret: hunter2-secret\nprivateKey: |\n".to_owned() + &key, "clientSecret: must not be set with authMethod private_key_jwt"),
+        ("authMethod: private_key_jwt\nclientID: c\nprivateKey: /etc/keys/key.pem".to_owned(), "privateKey: not PEM text"),
+        ("privateKeyID: k1".to_owned(), "privateKeyID: only used with authMethod private_key_jwt"),
+        ("parameters: { Client_Secret: hunter2-secret }".to_owned(), "parameters.Client_Secret: `client_secret` is set by ccgate"),
+        ("parameters: { scope: read }".to_owned(), "parameters.scope: `scope` is set by ccgate"),
+        ("resource: orders".to_owned(), "resource: each resource must be an absolute URI"),
+        ("authMethod: tls_client_auth\nclientID: c".to_owned(), "clientConfig.tls.cert: required with authMethod tls_client_auth"),
+        ("authMethod: tls_client_auth".to_owned(), "clientID: required with authMethod tls_client_auth"),
+    ];
+    for (extra, expected) in cases {
+        let options: String = format!("url: https://idp.example.com/token\naudience: api\n{extra}")
+            .lines()
+            .map(|line| format!("          {line}\n"))
+            .collect();
+        let middlewares = format!(
+            "http:\n  middlewares:\n    cc:\n      plugin:\n        oAuthClientCredentials:\n{options}"
+        );
+        let dir = ConfigDir::new(&[
+            (
+                "ccgate.yaml",
+                "entryPoints: { web: { address: ':8080' } }\nproviders: { file: { filename: dynamic.yaml } }\n",
+            ),
+            ("dynamic.yaml", &middlewares),
+        ]);
+        let error = dir.invalid();
+        assert!(
+            error.contains(&format!(
+                "dynamic.yaml: http.middlewares.cc.plugin.oAuthClientCredentials.{expected}"
+            )),
+            "{expected:?} not in {error}\n{middlewares}"
+        );
+        assert!(
+            !error.contains("hunter2") && !error.contains(&key_line),
+            "{error}"
+        );
+    }
+}

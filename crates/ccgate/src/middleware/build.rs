@@ -14,13 +14,14 @@ use crate::decision::Rules;
 use crate::metrics::Metrics;
 use crate::options::{Options, OptionsError};
 use crate::source::TokenSource;
-use crate::store::key::{KeyDeriver, KeyMaterial};
+use crate::store::key::{KeyDeriver, KeyMaterial, Scope};
 use crate::store::memory::{DEFAULT_MAX_ENTRIES, Memory};
 #[cfg(feature = "redis")]
 use crate::store::redis::{MAX_WAIT, Redis};
 use crate::store::seal::Sealer;
 use crate::token::{
-    BuildError, CredentialsLevel, Endpoint, EndpointSettings, Outcome, TlsSettings,
+    AuthMethod, BuildError, CredentialsLevel, Endpoint, EndpointSettings, Outcome, TlsSettings,
+    check_parameter,
 };
 
 /// Longest accepted `clientConfig.timeoutSeconds`.
@@ -100,7 +101,8 @@ impl Builder {
 
     /// Keeps the cached tokens of `previous` (a reload) when every option
     /// that decides which token a request gets — url, audience, scopes,
-    /// authMethod, credentials, clientConfig, store — is unchanged; the
+    /// resource, parameters, authMethod and its key, credentials,
+    /// clientConfig, store — is unchanged; the
     /// claims, forwarded headers and username may differ, and decisions
     /// on cached tokens are remade under the new ones.
     pub fn reuse(mut self, previous: &Middleware) -> Self {
@@ -142,10 +144,19 @@ impl Builder {
         };
         let keys = KeyDeriver::new(
             material,
-            &options.url,
-            &options.audience,
-            &options.scopes,
-            options.auth_method.as_str(),
+            &Scope {
+                url: &options.url,
+                audience: &options.audience,
+                scopes: &options.scopes,
+                resource: &options.resource,
+                parameters: &options.parameters,
+                auth_method: options.auth_method.as_str(),
+                private_key: options
+                    .private_key
+                    .as_ref()
+                    .map(ExposeSecret::expose_secret),
+                private_key_id: options.private_key_id.as_deref(),
+            },
         );
         let token_settings = fingerprint(&options, &self.name, self.max_entries);
         // With Redis the tokens live on in the shared tier, so a reload
@@ -199,6 +210,8 @@ fn fingerprint(options: &Options, name: &str, max_entries: u64) -> [u8; 32] {
         Some(options.audience.clone()),
         Some(options.scopes.join(" ")),
         Some(options.auth_method.as_str().to_owned()),
+        secret(&options.private_key),
+        options.private_key_id.clone(),
         options.client_id.clone(),
         secret(&options.client_secret),
         tls.ca.clone(),
@@ -231,6 +244,12 @@ fn fingerprint(options: &Options, name: &str, max_entries: u64) -> [u8; 32] {
         ]
     });
     let mut parts = parts.to_vec();
+    parts.push(Some(options.resource.len().to_string()));
+    parts.extend(options.resource.iter().cloned().map(Some));
+    parts.push(Some(options.parameters.len().to_string()));
+    for (name, value) in &options.parameters {
+        parts.extend([Some(name.clone()), Some(value.clone())]);
+    }
     parts.push(Some(redis.is_some().to_string()));
     parts.extend(redis.into_iter().flatten());
     let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
@@ -293,6 +312,42 @@ fn redis_store(
 }
 
 fn gateway_credentials(options: &Options) -> Result<Option<Credentials>, OptionsError> {
+    let method = options.auth_method;
+    if options.private_key.is_some() && method != AuthMethod::PrivateKeyJwt {
+        return Err(OptionsError::new(
+            "privateKey",
+            format!("only used with authMethod private_key_jwt (authMethod is {method})"),
+        ));
+    }
+    if options.private_key_id.is_some() && method != AuthMethod::PrivateKeyJwt {
+        return Err(OptionsError::new(
+            "privateKeyID",
+            format!("only used with authMethod private_key_jwt (authMethod is {method})"),
+        ));
+    }
+    if !method.uses_secret() {
+        // The key or the TLS client certificate authenticates: there is
+        // no application level, where callers send a secret.
+        if options.client_secret.is_some() {
+            return Err(OptionsError::new(
+                "clientSecret",
+                format!("must not be set with authMethod {method} (no client secret is sent)"),
+            ));
+        }
+        let Some(id) = &options.client_id else {
+            return Err(OptionsError::new(
+                "clientID",
+                format!("required with authMethod {method} (it has no application level)"),
+            ));
+        };
+        if method == AuthMethod::PrivateKeyJwt && options.private_key.is_none() {
+            return Err(OptionsError::new(
+                "privateKey",
+                "required with authMethod private_key_jwt",
+            ));
+        }
+        return Ok(Some(Credentials::new(id.clone(), SecretString::from(""))));
+    }
     match (&options.client_id, &options.client_secret) {
         (Some(id), Some(secret)) => Ok(Some(Credentials::new(id.clone(), secret.clone()))),
         (None, None) => Ok(None),
@@ -319,11 +374,19 @@ fn endpoint_settings(options: &Options) -> Result<EndpointSettings, OptionsError
         let reason = format!("must be at most {MAX_RETRIES}");
         return Err(OptionsError::new("clientConfig.maxRetries", reason));
     }
+    for name in options.parameters.keys() {
+        check_parameter(name)
+            .map_err(|reason| OptionsError::new(&format!("parameters.{name}"), reason))?;
+    }
     Ok(EndpointSettings {
         url: options.url.clone(),
         audience: options.audience.clone(),
         scopes: options.scopes.clone(),
+        resource: options.resource.clone(),
+        parameters: options.parameters.clone(),
         auth_method: options.auth_method,
+        private_key: options.private_key.clone(),
+        private_key_id: options.private_key_id.clone(),
         tls: TlsSettings {
             ca: client.tls.ca.clone(),
             cert: client.tls.cert.clone(),
@@ -339,8 +402,11 @@ fn endpoint(options: &Options) -> Result<Endpoint, OptionsError> {
     if options.url.is_empty() {
         return Err(OptionsError::new("url", "required"));
     }
-    if options.audience.is_empty() {
-        return Err(OptionsError::new("audience", "required"));
+    if options.audience.is_empty() && options.resource.is_empty() && options.scopes.is_empty() {
+        return Err(OptionsError::new(
+            "audience",
+            "required (unless resource or scopes is set)",
+        ));
     }
     Endpoint::new(endpoint_settings(options)?).map_err(|error| match error {
         BuildError::Invalid { field, reason } => OptionsError::new(field, reason),
@@ -388,6 +454,8 @@ fn reject_unresolved_urns(options: &Options) -> Result<(), OptionsError> {
     let mut fields = vec![
         ("clientID", options.client_id.as_deref()),
         ("clientSecret", secret(&options.client_secret)),
+        ("privateKey", secret(&options.private_key)),
+        ("privateKeyID", options.private_key_id.as_deref()),
         ("store.secret", secret(&options.store.secret)),
         ("clientConfig.tls.ca", tls.ca.as_deref()),
         ("clientConfig.tls.cert", tls.cert.as_deref()),
@@ -438,6 +506,39 @@ mod tests {
         }))
         .unwrap();
         fingerprint(&options, "cc", DEFAULT_MAX_ENTRIES)
+    }
+
+    #[test]
+    fn client_authentication_and_form_options_are_part_of_the_token_settings() {
+        let of = |extra: serde_json::Value| {
+            let mut value = json!({"url": "http://127.0.0.1:1/token", "audience": "api"});
+            value
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            fingerprint(
+                &Options::from_value(value).unwrap(),
+                "cc",
+                DEFAULT_MAX_ENTRIES,
+            )
+        };
+        let all = [
+            of(json!({})),
+            of(json!({"resource": "https://a/"})),
+            of(json!({"resource": ["https://a/", "https://b/"]})),
+            of(json!({"parameters": {"tenant": "a"}})),
+            of(json!({"parameters": {"tenant": "b"}})),
+            of(json!({"authMethod": "client_secret_jwt"})),
+            of(json!({"authMethod": "private_key_jwt", "privateKey": "k1"})),
+            of(json!({"authMethod": "private_key_jwt", "privateKey": "k2"})),
+            of(json!({"authMethod": "private_key_jwt", "privateKey": "k2", "privateKeyID": "i"})),
+        ];
+        assert_eq!(all[1], of(json!({"resource": ["https://a/"]})));
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b, "{i}");
+            }
+        }
     }
 
     #[test]

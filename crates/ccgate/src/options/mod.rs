@@ -10,7 +10,7 @@
 //! required fields, lengths, expressions, PEM — run when the middleware is
 //! built ([`crate::Middleware::new`]), and name their field the same way.
 //!
-//! Secret values (`clientSecret`, `store.secret`, `clientConfig.tls.key`,
+//! Secret values (`clientSecret`, `privateKey`, `store.secret`, `clientConfig.tls.key`,
 //! the Redis passwords and `store.redis.tls.key`) are [`SecretString`]s: `Debug` redacts them and no error shows them.
 //! Secret URNs (`urn:k8s:secret:NAME:KEY`) are resolved by the gateway
 //! before the options reach this crate; an unresolved one is an error.
@@ -79,6 +79,23 @@ pub struct Options {
     pub auth_method: AuthMethod,
     /// ccgate extension: scopes requested, sent space-separated as `scope`.
     pub scopes: Vec<String>,
+    /// ccgate extension: resource indicators (RFC 8707), a string or a
+    /// list; one `resource` form parameter each. With `resource` or
+    /// `scopes` set, `audience` may be left out (then none is sent).
+    #[serde(deserialize_with = "one_or_many")]
+    pub resource: Vec<String>,
+    /// ccgate extension: extra form parameters of the token request. They
+    /// cannot set `grant_type`, `client_id`, `client_secret`,
+    /// `client_assertion`, `client_assertion_type`, `scope`, `audience`
+    /// or `resource` (in any case).
+    pub parameters: BTreeMap<String, String>,
+    /// ccgate extension: the PEM private key of `authMethod:
+    /// private_key_jwt` (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[serde(deserialize_with = "non_empty_secret")]
+    pub private_key: Option<SecretString>,
+    /// ccgate extension: the `kid` of `private_key_jwt` assertions.
+    #[serde(rename = "privateKeyID", deserialize_with = "non_empty")]
+    pub private_key_id: Option<String>,
 }
 
 /// `clientConfig`: the connection to the authorization server.
@@ -223,6 +240,37 @@ fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
+/// Reads a string or a list of strings as a list (`resource`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct OneOrMany;
+    impl<'de> serde::de::Visitor<'de> for OneOrMany {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(vec![text.to_owned()])
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_any(OneOrMany)
+}
+
 /// Reads a secret field. A type error would quote the value, so it gets a
 /// reason that does not.
 fn non_empty_secret<'de, D: serde::Deserializer<'de>>(
@@ -363,6 +411,39 @@ mod tests {
         .unwrap();
         assert_eq!(options.auth_method, AuthMethod::ClientSecretPost);
         assert_eq!(options.scopes, ["read", "write"]);
+    }
+
+    #[test]
+    fn client_assertion_and_form_extensions_are_read() {
+        let options = Options::from_value(json!({
+            "AuthMethod": "private_key_jwt", "privatekey": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n",
+            "privateKeyId": "k1", "Resource": "https://api.example.com/",
+            "parameters": {"Tenant": "a"}
+        }))
+        .unwrap();
+        assert_eq!(options.auth_method, AuthMethod::PrivateKeyJwt);
+        assert_eq!(options.resource, ["https://api.example.com/"]);
+        assert_eq!(options.private_key_id.as_deref(), Some("k1"));
+        assert_eq!(
+            options.parameters.get("Tenant").map(String::as_str),
+            Some("a")
+        );
+        assert!(
+            options
+                .private_key
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+                .contains("c2VjcmV0")
+        );
+        assert!(!format!("{options:?}").contains("c2VjcmV0"));
+        let options =
+            Options::from_value(json!({"resource": ["https://a/", "https://b/"]})).unwrap();
+        assert_eq!(options.resource, ["https://a/", "https://b/"]);
+        let err = Options::from_value(json!({"resource": 3})).unwrap_err();
+        assert_eq!(err.field(), "resource");
+        let err = Options::from_value(json!({"privateKey": 3})).unwrap_err();
+        assert_eq!(err.field(), "privateKey");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Cache keys: a keyed hash (HMAC-SHA-256) of everything that decides
 //! which token a request gets.
 //!
-//! The hash covers the token endpoint URL, audience, scopes, client
-//! authentication method, client id and client secret, each
-//! length-prefixed so that no two different tuples encode alike. Raw ids
+//! The hash covers the token endpoint URL, audience, scopes, resource
+//! indicators, extra form parameters, client authentication method and
+//! its key (`privateKey`, `privateKeyID`), client id and client secret,
+//! each length-prefixed so that no two different tuples encode alike. Raw ids
 //! and secrets never appear in a key, and a wrong secret for a known
 //! client id hashes to another key, so it can never hit the right one's
 //! entry.
@@ -15,6 +16,7 @@
 //! casual reader, but a weak client secret could be guessed offline from
 //! them — set `store.secret` with a shared store.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use aws_lc_rs::hmac;
@@ -49,6 +51,27 @@ impl fmt::Debug for KeyMaterial<'_> {
 /// same secret used for sealing never serves as a MAC key directly.
 const KEY_LABEL: &[u8] = b"ccgate cache key v1";
 
+/// What decides a middleware's token besides the caller's credentials.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    /// The token endpoint URL.
+    pub(crate) url: &'a str,
+    /// `audience` (empty: none).
+    pub(crate) audience: &'a str,
+    /// `scopes`.
+    pub(crate) scopes: &'a [String],
+    /// `resource`.
+    pub(crate) resource: &'a [String],
+    /// `parameters`.
+    pub(crate) parameters: &'a BTreeMap<String, String>,
+    /// `authMethod` as configured (e.g. `auto`).
+    pub(crate) auth_method: &'a str,
+    /// `privateKey` (PEM text).
+    pub(crate) private_key: Option<&'a str>,
+    /// `privateKeyID`.
+    pub(crate) private_key_id: Option<&'a str>,
+}
+
 /// Derives [`CacheKey`]s for one middleware: the parts that do not depend
 /// on the caller are hashed once, when it is built.
 #[derive(Clone)]
@@ -57,20 +80,13 @@ pub(crate) struct KeyDeriver {
 }
 
 impl KeyDeriver {
-    /// A deriver for requests to `url` for `audience` with `scopes`, using
-    /// `auth_method` (its configured name, e.g. `auto`).
+    /// A deriver for the token requests of `scope`.
     ///
     /// # Panics
     ///
     /// Only if the system's random source fails ([`KeyMaterial::PerProcess`]).
     #[must_use]
-    pub(crate) fn new(
-        material: KeyMaterial<'_>,
-        url: &str,
-        audience: &str,
-        scopes: &[String],
-        auth_method: &str,
-    ) -> Self {
+    pub(crate) fn new(material: KeyMaterial<'_>, scope: &Scope<'_>) -> Self {
         let key = match material {
             KeyMaterial::Secret(secret) => {
                 let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), KEY_LABEL);
@@ -86,12 +102,28 @@ impl KeyDeriver {
             KeyMaterial::Public => hmac::Key::new(hmac::HMAC_SHA256, KEY_LABEL),
         };
         let mut prefilled = hmac::Context::with_key(&key);
-        for part in [url.as_bytes(), audience.as_bytes(), auth_method.as_bytes()] {
-            update(&mut prefilled, part);
+        for part in [scope.url, scope.audience, scope.auth_method] {
+            update(&mut prefilled, part.as_bytes());
         }
-        prefilled.update(&(scopes.len() as u64).to_be_bytes());
-        for scope in scopes {
-            update(&mut prefilled, scope.as_bytes());
+        for list in [scope.scopes, scope.resource] {
+            prefilled.update(&(list.len() as u64).to_be_bytes());
+            for item in list {
+                update(&mut prefilled, item.as_bytes());
+            }
+        }
+        prefilled.update(&(scope.parameters.len() as u64).to_be_bytes());
+        for (name, value) in scope.parameters {
+            update(&mut prefilled, name.as_bytes());
+            update(&mut prefilled, value.as_bytes());
+        }
+        for part in [scope.private_key, scope.private_key_id] {
+            match part {
+                Some(text) => {
+                    prefilled.update(&[1]);
+                    update(&mut prefilled, text.as_bytes());
+                }
+                None => prefilled.update(&[0]),
+            }
         }
         Self { prefilled }
     }
@@ -154,14 +186,22 @@ mod tests {
         Credentials::new(id, SecretString::from(secret))
     }
 
+    fn base_scope<'a>(scopes: &'a [String], parameters: &'a BTreeMap<String, String>) -> Scope<'a> {
+        Scope {
+            url: "https://idp/token",
+            audience: "api",
+            scopes,
+            resource: &[],
+            parameters,
+            auth_method: "auto",
+            private_key: None,
+            private_key_id: None,
+        }
+    }
+
     fn deriver(material: KeyMaterial<'_>) -> KeyDeriver {
-        KeyDeriver::new(
-            material,
-            "https://idp/token",
-            "api",
-            &["read".into()],
-            "auto",
-        )
+        let scopes = ["read".to_owned()];
+        KeyDeriver::new(material, &base_scope(&scopes, &BTreeMap::new()))
     }
 
     #[test]
@@ -185,49 +225,87 @@ mod tests {
     fn every_input_changes_the_key() {
         let secret = KeyMaterial::Secret(b"0123456789abcdef");
         let base = deriver(secret).derive(&creds("app", "s"));
+        let read = ["read".to_owned()];
+        let split = ["re".to_owned(), "ad".to_owned()];
+        let resources = ["https://api/".to_owned()];
+        let two_resources = ["https://api/".to_owned(), "https://api/".to_owned()];
+        let none = BTreeMap::new();
+        let tenant = BTreeMap::from([("tenant".to_owned(), "a".to_owned())]);
+        let tenant_b = BTreeMap::from([("tenant".to_owned(), "b".to_owned())]);
+        let scope = base_scope(&read, &none);
+        let with = |scope: Scope<'_>| KeyDeriver::new(secret, &scope).derive(&creds("app", "s"));
         let variants = [
             deriver(secret).derive(&creds("app", "t")),
             deriver(secret).derive(&creds("apq", "s")),
             deriver(secret).derive(&creds("ap", "ps")),
-            KeyDeriver::new(
-                secret,
-                "https://idp/token2",
-                "api",
-                &["read".into()],
-                "auto",
-            )
-            .derive(&creds("app", "s")),
-            KeyDeriver::new(
-                secret,
-                "https://idp/token",
-                "api2",
-                &["read".into()],
-                "auto",
-            )
-            .derive(&creds("app", "s")),
-            KeyDeriver::new(secret, "https://idp/token", "api", &[], "auto")
-                .derive(&creds("app", "s")),
-            KeyDeriver::new(
-                secret,
-                "https://idp/token",
-                "api",
-                &["re".into(), "ad".into()],
-                "auto",
-            )
-            .derive(&creds("app", "s")),
-            KeyDeriver::new(
-                secret,
-                "https://idp/token",
-                "api",
-                &["read".into()],
-                "client_secret_post",
-            )
-            .derive(&creds("app", "s")),
+            with(Scope {
+                url: "https://idp/token2",
+                ..scope
+            }),
+            with(Scope {
+                audience: "api2",
+                ..scope
+            }),
+            with(Scope {
+                audience: "",
+                ..scope
+            }),
+            with(Scope {
+                scopes: &[],
+                ..scope
+            }),
+            with(Scope {
+                scopes: &split,
+                ..scope
+            }),
+            with(Scope {
+                auth_method: "client_secret_post",
+                ..scope
+            }),
+            with(Scope {
+                auth_method: "client_secret_jwt",
+                ..scope
+            }),
+            with(Scope {
+                resource: &resources,
+                ..scope
+            }),
+            with(Scope {
+                resource: &two_resources,
+                ..scope
+            }),
+            with(Scope {
+                parameters: &tenant,
+                ..scope
+            }),
+            with(Scope {
+                parameters: &tenant_b,
+                ..scope
+            }),
+            with(Scope {
+                private_key: Some("-----BEGIN PRIVATE KEY-----a"),
+                ..scope
+            }),
+            with(Scope {
+                private_key: Some("-----BEGIN PRIVATE KEY-----b"),
+                ..scope
+            }),
+            with(Scope {
+                private_key_id: Some("k1"),
+                ..scope
+            }),
+            with(Scope {
+                private_key: Some(""),
+                ..scope
+            }),
             deriver(KeyMaterial::Secret(b"fedcba9876543210")).derive(&creds("app", "s")),
             deriver(KeyMaterial::Public).derive(&creds("app", "s")),
         ];
         for (i, variant) in variants.iter().enumerate() {
             assert_ne!(*variant, base, "variant {i}");
+            for (j, other) in variants.iter().enumerate().skip(i + 1) {
+                assert_ne!(variant, other, "variants {i} and {j}");
+            }
         }
     }
 

@@ -385,8 +385,20 @@ mod tests {
     use crate::store::key::{KeyDeriver, KeyMaterial};
 
     fn key(id: &str) -> CacheKey {
-        KeyDeriver::new(KeyMaterial::Public, "https://idp/token", "api", &[], "auto")
-            .derive(&Credentials::new(id, SecretString::from("secret")))
+        KeyDeriver::new(
+            KeyMaterial::Public,
+            &crate::store::key::Scope {
+                url: "https://idp/token",
+                audience: "api",
+                scopes: &[],
+                resource: &[],
+                parameters: &std::collections::BTreeMap::new(),
+                auth_method: "auto",
+                private_key: None,
+                private_key_id: None,
+            },
+        )
+        .derive(&Credentials::new(id, SecretString::from("secret")))
     }
 
     fn entry(token: &str) -> Arc<Entry> {

@@ -15,8 +15,10 @@ use crate::credentials::Credentials;
 /// How the client authenticates to the token endpoint: the ccgate
 /// extension option `authMethod`.
 ///
-/// Serialized as `auto`, `client_secret_basic` or `client_secret_post`,
-/// the names of RFC 7591 §2 `token_endpoint_auth_method`.
+/// Serialized as `auto` or one of the names of RFC 7591 §2
+/// `token_endpoint_auth_method`: `client_secret_basic`,
+/// `client_secret_post`, `client_secret_jwt`, `private_key_jwt`,
+/// `tls_client_auth` (RFC 8705 §2.1.1).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -32,6 +34,15 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT assertion signed with HS256 keyed by the client secret
+    /// (RFC 7523 §2.2), with `client_id`, in the form body.
+    ClientSecretJwt,
+    /// A JWT assertion signed with the `privateKey` (RS256, ES256 or EdDSA;
+    /// RFC 7523 §2.2), with `client_id`, in the form body.
+    PrivateKeyJwt,
+    /// The client certificate of `clientConfig.tls` authenticates (RFC 8705
+    /// §2); `client_id` is in the form body.
+    TlsClientAuth,
 }
 
 impl AuthMethod {
@@ -42,7 +53,16 @@ impl AuthMethod {
             Self::Auto => "auto",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
         }
+    }
+
+    /// Whether the method signs with, or sends, a client secret.
+    #[must_use]
+    pub fn uses_secret(self) -> bool {
+        !matches!(self, Self::PrivateKeyJwt | Self::TlsClientAuth)
     }
 }
 
@@ -59,13 +79,24 @@ pub(super) enum Placement {
     Header,
     /// As `client_id` and `client_secret` form fields.
     Body,
+    /// As a JWT assertion (with `client_id`) in the body, HS256 signed
+    /// with the secret.
+    SecretJwt,
+    /// As a JWT assertion (with `client_id`) in the body, signed with the
+    /// private key.
+    KeyJwt,
+    /// Only `client_id` in the body: the TLS client certificate
+    /// authenticates.
+    TlsClient,
 }
 
 impl Placement {
+    /// The other placement of `auto`: Basic ↔ body.
     pub(super) fn other(self) -> Self {
         match self {
             Self::Header => Self::Body,
             Self::Body => Self::Header,
+            other => other,
         }
     }
 
@@ -73,6 +104,9 @@ impl Placement {
         match self {
             Self::Header => "client_secret_basic",
             Self::Body => "client_secret_post",
+            Self::SecretJwt => "client_secret_jwt",
+            Self::KeyJwt => "private_key_jwt",
+            Self::TlsClient => "tls_client_auth",
         }
     }
 }
@@ -178,6 +212,8 @@ impl Memory {
                 }
                 body_clients.insert(client_id.into());
             }
+            // Only `auto` learns, and it uses Basic or the body.
+            Placement::SecretJwt | Placement::KeyJwt | Placement::TlsClient => {}
         }
     }
 
@@ -253,6 +289,9 @@ mod tests {
             (AuthMethod::Auto, "auto"),
             (AuthMethod::ClientSecretBasic, "client_secret_basic"),
             (AuthMethod::ClientSecretPost, "client_secret_post"),
+            (AuthMethod::ClientSecretJwt, "client_secret_jwt"),
+            (AuthMethod::PrivateKeyJwt, "private_key_jwt"),
+            (AuthMethod::TlsClientAuth, "tls_client_auth"),
         ] {
             let json = format!("\"{name}\"");
             assert_eq!(serde_json::to_string(&method).expect("serialize"), json);

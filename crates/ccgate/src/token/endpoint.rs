@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use reqwest::{Response, StatusCode, Url};
 
+use super::assertion::{self, PrivateKey, Signing};
 use super::auth::{self, AuthMethod, Memory, Placement};
 use super::error::oauth_error_code;
 use super::settings::{EndpointSettings, is_loopback};
@@ -34,8 +35,11 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// Each [`fetch`](Endpoint::fetch) sends
 /// `POST url` with `Content-Type: application/x-www-form-urlencoded`,
 /// `Accept: application/json` and the body
-/// `grant_type=client_credentials&audience=…[&scope=…]`, authenticated per
-/// [`AuthMethod`]. Redirects are not followed. Proxies from the
+/// `grant_type=client_credentials[&audience=…][&scope=…][&resource=…]…`
+/// followed by the extra `parameters`, authenticated per [`AuthMethod`].
+/// With `client_secret_jwt` and `private_key_jwt` a new client assertion
+/// (RFC 7523 §2.2, see [`ASSERTION_LIFETIME`](super::ASSERTION_LIFETIME))
+/// is signed for every attempt, retries included. Redirects are not followed. Proxies from the
 /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` environment are used, except for
 /// a loopback `url` (`localhost`, `127.0.0.0/8`, `::1`), which is always
 /// reached directly.
@@ -84,9 +88,14 @@ struct Inner {
     audience: String,
     scopes: Vec<String>,
     auth_method: AuthMethod,
+    /// The key of `private_key_jwt`.
+    private_key: Option<PrivateKey>,
+    /// The `kid` of `private_key_jwt` assertions.
+    private_key_id: Option<String>,
     timeout: Duration,
     max_retries: u32,
-    /// `grant_type=…&audience=…[&scope=…]`, encoded once.
+    /// `grant_type=…[&audience=…][&scope=…][&resource=…]…[&name=value]…`,
+    /// encoded once.
     form: String,
     memory: Memory,
     /// [`MAX_IN_FLIGHT`] slots, one per attempt in flight.
@@ -104,8 +113,12 @@ impl Endpoint {
     ///
     /// A [`BuildError`] naming the option: `url` not an absolute `http` or
     /// `https` URL, or holding credentials or a fragment; an empty
-    /// `audience`; a scope that is empty or has characters outside RFC 6749
-    /// §3.3; a zero `clientConfig.timeoutSeconds`; PEM text in
+    /// `audience` without `resource` or `scopes`; a scope that is empty or
+    /// has characters outside RFC 6749 §3.3; a `resource` that is not an
+    /// absolute URI or has a fragment; a reserved name in `parameters`;
+    /// `private_key_jwt` without a usable `privateKey` (RSA ≥ 2048 bits,
+    /// P-256 or Ed25519); `tls_client_auth` without
+    /// `clientConfig.tls.cert` and `.key`; a zero `clientConfig.timeoutSeconds`; PEM text in
     /// `clientConfig.tls.ca`, `.cert` or `.key` that does not parse; a
     /// certificate without key or the reverse; a key that does not belong
     /// to the certificate. The error never holds key material.
@@ -124,13 +137,28 @@ impl Endpoint {
         let client = builder.build().map_err(|e| BuildError::Client {
             detail: transport_detail(&e),
         })?;
-        let mut form = format!(
-            "grant_type=client_credentials&audience={}",
-            auth::form_urlencode(&settings.audience)
-        );
+        let private_key = match (settings.auth_method, &settings.private_key) {
+            (AuthMethod::PrivateKeyJwt, Some(pem)) => Some(PrivateKey::from_pem(pem)?),
+            _ => None,
+        };
+        let mut form = String::from("grant_type=client_credentials");
+        let mut push = |name: &str, value: &str| {
+            form.push('&');
+            form.push_str(&auth::form_urlencode(name));
+            form.push('=');
+            form.push_str(&auth::form_urlencode(value));
+        };
+        if !settings.audience.is_empty() {
+            push("audience", &settings.audience);
+        }
         if !settings.scopes.is_empty() {
-            form.push_str("&scope=");
-            form.push_str(&auth::form_urlencode(&settings.scopes.join(" ")));
+            push("scope", &settings.scopes.join(" "));
+        }
+        for resource in &settings.resource {
+            push("resource", resource);
+        }
+        for (name, value) in &settings.parameters {
+            push(name, value);
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -139,6 +167,8 @@ impl Endpoint {
                 audience: settings.audience,
                 scopes: settings.scopes,
                 auth_method: settings.auth_method,
+                private_key,
+                private_key_id: settings.private_key_id,
                 timeout: settings.timeout,
                 max_retries: settings.max_retries,
                 form,
@@ -154,7 +184,7 @@ impl Endpoint {
         self.inner.url.as_str()
     }
 
-    /// The `audience` sent.
+    /// The `audience` sent (empty: none is sent).
     #[must_use]
     pub fn audience(&self) -> &str {
         &self.inner.audience
@@ -185,6 +215,9 @@ impl Endpoint {
         match inner.auth_method {
             AuthMethod::ClientSecretBasic => inner.exchange(credentials, Placement::Header).await,
             AuthMethod::ClientSecretPost => inner.exchange(credentials, Placement::Body).await,
+            AuthMethod::ClientSecretJwt => inner.exchange(credentials, Placement::SecretJwt).await,
+            AuthMethod::PrivateKeyJwt => inner.exchange(credentials, Placement::KeyJwt).await,
+            AuthMethod::TlsClientAuth => inner.exchange(credentials, Placement::TlsClient).await,
             AuthMethod::Auto => inner.fetch_auto(credentials).await,
         }
     }
@@ -218,8 +251,8 @@ impl Inner {
                 Ok(token)
             }
             Err(second_error @ FetchError::Rejected { .. }) => Err(match second {
-                Placement::Body => second_error,
                 Placement::Header => first_error,
+                _ => second_error,
             }),
             Err(other) => Err(other),
         }
@@ -240,10 +273,33 @@ impl Inner {
                 None,
                 self.form.clone() + &auth::body_credentials(credentials),
             ),
+            Placement::TlsClient => (
+                None,
+                format!(
+                    "{}&client_id={}",
+                    self.form,
+                    auth::form_urlencode(credentials.id())
+                ),
+            ),
+            // Signed per attempt, below.
+            Placement::SecretJwt | Placement::KeyJwt => (None, String::new()),
         };
         let mut retry = 0;
         loop {
             let started = Instant::now();
+            // An assertion is signed for each attempt: a retry must not
+            // replay a `jti` the server may have recorded.
+            let body = match placement {
+                Placement::SecretJwt => self.assertion_body(credentials, &Signing::Secret)?,
+                Placement::KeyJwt => {
+                    let key = self.private_key.as_ref().ok_or(FetchError::Internal {
+                        reason: "private_key_jwt without a private key",
+                    })?;
+                    let signing = Signing::Key(key, self.private_key_id.as_deref());
+                    self.assertion_body(credentials, &signing)?
+                }
+                _ => body.clone(),
+            };
             // The wait for a slot counts against the attempt's timeout.
             let outcome = tokio::time::timeout(self.timeout, async {
                 let _slot = self.slots.acquire().await.map_err(|_closed| {
@@ -251,7 +307,7 @@ impl Inner {
                         reason: "the token endpoint's request slots are closed",
                     })
                 })?;
-                self.attempt(authorization.as_ref(), body.clone()).await
+                self.attempt(authorization.as_ref(), body).await
             })
             .await
             .unwrap_or_else(|_elapsed| Err(Failure::retryable(FetchError::Timeout, None)));
@@ -286,6 +342,17 @@ impl Inner {
             tokio::time::sleep(retry::delay(retry, failure.retry_after)).await;
             retry += 1;
         }
+    }
+
+    /// The form with a freshly signed client assertion.
+    fn assertion_body(
+        &self,
+        credentials: &Credentials,
+        signing: &Signing<'_>,
+    ) -> Result<String, FetchError> {
+        let fields = assertion::body_fields(credentials, self.url.as_str(), signing)
+            .map_err(|reason| FetchError::Internal { reason })?;
+        Ok(self.form.clone() + &fields)
     }
 
     /// One HTTP exchange, without timeout.
@@ -460,6 +527,8 @@ impl fmt::Debug for Endpoint {
             .field("audience", &inner.audience)
             .field("scopes", &inner.scopes)
             .field("auth_method", &inner.auth_method)
+            .field("private_key", &inner.private_key)
+            .field("private_key_id", &inner.private_key_id)
             .field("timeout", &inner.timeout)
             .field("max_retries", &inner.max_retries)
             .field("remembered", &inner.memory)

@@ -49,6 +49,7 @@
 //!
 //! [`Credentials`]: crate::credentials::Credentials
 
+mod assertion;
 mod auth;
 mod endpoint;
 mod error;
@@ -57,10 +58,13 @@ mod retry;
 mod settings;
 pub(crate) mod tls;
 
+pub use assertion::LIFETIME as ASSERTION_LIFETIME;
 pub use auth::{AuthMethod, MAX_REMEMBERED_CLIENTS};
 pub use endpoint::{Endpoint, MAX_IN_FLIGHT};
 pub use error::{BuildError, CredentialsLevel, FetchError, Outcome, Refusal};
 pub use response::{MAX_EXPIRES_IN, TokenResponse};
 pub use retry::{BACKOFF_BASE, BACKOFF_CAP};
-pub use settings::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, EndpointSettings};
+pub use settings::{
+    DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, EndpointSettings, RESERVED_PARAMETERS, check_parameter,
+};
 pub use tls::TlsSettings;

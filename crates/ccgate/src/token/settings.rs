@@ -1,9 +1,11 @@
 //! The options of one token endpoint and their validation.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::Url;
+use secrecy::SecretString;
 
 use super::{AuthMethod, BuildError, TlsSettings};
 
@@ -19,12 +21,25 @@ pub struct EndpointSettings {
     /// The token endpoint: an absolute `http` or `https` URL without
     /// credentials or fragment (RFC 6749 §3.2).
     pub url: String,
-    /// Sent as the `audience` form parameter; must not be empty.
+    /// Sent as the `audience` form parameter when not empty; may be empty
+    /// only when `resource` or `scopes` is set.
     pub audience: String,
     /// Sent space-separated as `scope` when not empty (RFC 6749 §3.3).
     pub scopes: Vec<String>,
+    /// Resource indicators (RFC 8707 §2): one `resource` form parameter
+    /// each, in order; each an absolute URI without fragment.
+    pub resource: Vec<String>,
+    /// Extra form parameters, sent after the others. None may be one the
+    /// endpoint sets itself ([`RESERVED_PARAMETERS`], in any case).
+    pub parameters: BTreeMap<String, String>,
     /// How the client authenticates (`authMethod`).
     pub auth_method: AuthMethod,
+    /// PEM private key of `private_key_jwt` (PKCS#8, PKCS#1 RSA or SEC1
+    /// EC; RSA ≥ 2048 bits, P-256 or Ed25519). Required by that method and
+    /// unused by the others.
+    pub private_key: Option<SecretString>,
+    /// The JWS `kid` of `private_key_jwt` assertions, when set.
+    pub private_key_id: Option<String>,
     /// `clientConfig.tls`.
     pub tls: TlsSettings,
     /// Bound of each attempt, from connecting to the end of the answer
@@ -43,7 +58,11 @@ impl EndpointSettings {
             url: url.into(),
             audience: audience.into(),
             scopes: Vec::new(),
+            resource: Vec::new(),
+            parameters: BTreeMap::new(),
             auth_method: AuthMethod::Auto,
+            private_key: None,
+            private_key_id: None,
             tls: TlsSettings::default(),
             timeout: DEFAULT_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
@@ -53,8 +72,23 @@ impl EndpointSettings {
     /// Checks everything but TLS; returns the parsed URL.
     pub(super) fn validate(&self) -> Result<Url, BuildError> {
         let url = parse_url(&self.url)?;
-        if self.audience.is_empty() {
-            return Err(BuildError::invalid("audience", "must not be empty"));
+        if self.audience.is_empty() && self.resource.is_empty() && self.scopes.is_empty() {
+            return Err(BuildError::invalid(
+                "audience",
+                "must not be empty unless resource or scopes is set",
+            ));
+        }
+        for resource in &self.resource {
+            check_resource(resource)?;
+        }
+        for name in self.parameters.keys() {
+            check_parameter(name).map_err(|reason| BuildError::invalid("parameters", reason))?;
+        }
+        if self.auth_method == AuthMethod::PrivateKeyJwt && self.private_key.is_none() {
+            return Err(BuildError::invalid(
+                "privateKey",
+                "required with authMethod private_key_jwt",
+            ));
         }
         for scope in &self.scopes {
             let valid = !scope.is_empty()
@@ -69,6 +103,19 @@ impl EndpointSettings {
                 ));
             }
         }
+        if self.auth_method == AuthMethod::TlsClientAuth
+            && (self.tls.cert.is_none() || self.tls.key.is_none())
+        {
+            let field = if self.tls.cert.is_none() {
+                "clientConfig.tls.cert"
+            } else {
+                "clientConfig.tls.key"
+            };
+            return Err(BuildError::invalid(
+                field,
+                "required with authMethod tls_client_auth (the client certificate authenticates)",
+            ));
+        }
         if self.timeout.is_zero() {
             return Err(BuildError::invalid(
                 "clientConfig.timeoutSeconds",
@@ -77,6 +124,47 @@ impl EndpointSettings {
         }
         Ok(url)
     }
+}
+
+/// Form parameters the endpoint sets itself; `parameters` may not name
+/// them, in any case.
+pub const RESERVED_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "scope",
+    "audience",
+    "resource",
+];
+
+/// Why `name` cannot be an extra form parameter, if it cannot.
+pub fn check_parameter(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a parameter name must not be empty".to_owned());
+    }
+    if let Some(reserved) = RESERVED_PARAMETERS
+        .iter()
+        .find(|reserved| reserved.eq_ignore_ascii_case(name))
+    {
+        return Err(format!(
+            "`{reserved}` is set by ccgate and cannot be a parameter (use the option of its own, if any)"
+        ));
+    }
+    Ok(())
+}
+
+/// A resource indicator must be an absolute URI without fragment (RFC 8707
+/// §2).
+fn check_resource(text: &str) -> Result<(), BuildError> {
+    let invalid = |reason: &str| BuildError::invalid("resource", reason.to_owned());
+    let url = Url::parse(text)
+        .map_err(|_| invalid("each resource must be an absolute URI (RFC 8707 §2)"))?;
+    if url.fragment().is_some() {
+        return Err(invalid("a resource must not have a fragment (RFC 8707 §2)"));
+    }
+    Ok(())
 }
 
 fn parse_url(text: &str) -> Result<Url, BuildError> {
@@ -156,6 +244,18 @@ mod tests {
             .validate()
             .expect_err("empty");
         assert_eq!(error.field(), Some("audience"));
+        for (resource, scopes) in [
+            (vec!["https://api/".to_owned()], vec![]),
+            (vec![], vec!["read".to_owned()]),
+        ] {
+            EndpointSettings {
+                resource,
+                scopes,
+                ..EndpointSettings::new("http://idp.test/token", "")
+            }
+            .validate()
+            .expect("audience may be left out with resource or scopes");
+        }
         for scope in ["", "a b", "quo\"te", "back\\slash", "tab\t", "ü"] {
             let error = EndpointSettings {
                 scopes: vec!["ok".into(), scope.into()],
@@ -172,6 +272,40 @@ mod tests {
         .validate()
         .expect_err("zero timeout");
         assert_eq!(error.field(), Some("clientConfig.timeoutSeconds"));
+    }
+
+    #[test]
+    fn resources_parameters_and_private_key_are_checked() {
+        for resource in ["api", "/relative", "https://api/#frag"] {
+            let error = EndpointSettings {
+                resource: vec![resource.into()],
+                ..settings("http://idp.test/token")
+            }
+            .validate()
+            .expect_err(resource);
+            assert_eq!(error.field(), Some("resource"), "{resource}");
+        }
+        for name in [
+            "grant_type",
+            "Client_ID",
+            "CLIENT_SECRET",
+            "client_assertion",
+            "client_assertion_type",
+            "Scope",
+            "audience",
+            "RESOURCE",
+            "",
+        ] {
+            assert!(check_parameter(name).is_err(), "{name:?}");
+        }
+        assert!(check_parameter("tenant").is_ok());
+        let error = EndpointSettings {
+            auth_method: AuthMethod::PrivateKeyJwt,
+            ..settings("http://idp.test/token")
+        }
+        .validate()
+        .expect_err("no key");
+        assert_eq!(error.field(), Some("privateKey"));
     }
 
     #[test]

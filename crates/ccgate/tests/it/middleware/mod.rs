@@ -3,6 +3,7 @@
 //! from the real test IdP, or from the fake token server for faults.
 
 mod caching;
+mod client_assertions;
 mod forwarding;
 mod metrics;
 mod options;

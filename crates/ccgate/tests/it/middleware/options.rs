@@ -143,3 +143,50 @@ fn every_redis_mode_builds_without_connecting() {
         assert!(Middleware::new(options).is_ok(), "{redis}");
     }
 }
+
+#[test]
+fn client_authentication_and_form_options_name_their_field() {
+    let key = crate::support::idp::test_key("ec-p256.sec1.pem");
+    let key_line = key.lines().nth(1).expect("a key line").to_owned();
+    #[rustfmt::skip]
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (with(json!({"authMethod": "private_key_jwt", "privateKey": key})), "clientID", "required with authMethod private_key_jwt"),
+        (with(json!({"authMethod": "private_key_jwt", "clientID": "c"})), "privateKey", "required"),
+        (with(json!({"authMethod": "private_key_jwt", "clientID": "c", "clientSecret": "s", "privateKey": key})), "clientSecret", "must not be set"),
+        (with(json!({"authMethod": "private_key_jwt", "clientID": "c", "privateKey": "/etc/key.pem"})), "privateKey", "not PEM text"),
+        (with(json!({"authMethod": "private_key_jwt", "clientID": "c", "privateKey": crate::support::idp::test_key("rsa-1024.pem")})), "privateKey", "unsupported key"),
+        (with(json!({"authMethod": "private_key_jwt", "clientID": "c", "privateKey": crate::support::idp::test_key("ec-p384.sec1.pem")})), "privateKey", "unsupported key"),
+        (with(json!({"authMethod": "client_secret_jwt", "privateKey": key})), "privateKey", "only used with authMethod private_key_jwt"),
+        (with(json!({"privateKeyID": "k1"})), "privateKeyID", "only used with authMethod private_key_jwt"),
+        (with(json!({"authMethod": "client_secret_jwt", "clientID": "c"})), "clientSecret", "must be set"),
+        (with(json!({"authMethod": "tls_client_auth"})), "clientID", "required with authMethod tls_client_auth"),
+        (with(json!({"authMethod": "tls_client_auth", "clientID": "c", "clientSecret": "s"})), "clientSecret", "must not be set"),
+        (with(json!({"authMethod": "tls_client_auth", "clientID": "c"})), "clientConfig.tls.cert", "required with authMethod tls_client_auth"),
+        (with(json!({"parameters": {"Grant_Type": "password"}})), "parameters.Grant_Type", "`grant_type` is set by ccgate"),
+        (with(json!({"parameters": {"CLIENT_ASSERTION": "x"}})), "parameters.CLIENT_ASSERTION", "`client_assertion` is set by ccgate"),
+        (with(json!({"parameters": {"resource": "x"}})), "parameters.resource", "is set by ccgate"),
+        (with(json!({"parameters": {"audience": "x"}})), "parameters.audience", "is set by ccgate"),
+        (with(json!({"resource": "not-absolute"})), "resource", "absolute URI"),
+        (with(json!({"resource": ["https://api/#x"]})), "resource", "fragment"),
+        (with(json!({"audience": null})), "audience", "required (unless resource or scopes is set)"),
+        (with(json!({"authMethod": "private_key_jwt", "clientID": "c", "privateKey": "urn:k8s:secret:keys:key.pem"})), "privateKey", "was not resolved"),
+    ];
+    for (value, field, reason) in cases {
+        let (got_field, message) = error(value.clone());
+        assert_eq!(got_field, field, "{value}: {message}");
+        assert!(message.contains(reason), "{value}: {message}");
+        assert!(!message.contains(&key_line), "{message}");
+    }
+    for ok in [
+        with(json!({"audience": null, "resource": "https://api.example.com/"})),
+        with(json!({"audience": null, "scopes": ["read"]})),
+        with(json!({"parameters": {"tenant": "a"}, "resource": ["https://a/", "https://b/"]})),
+        with(json!({"authMethod": "client_secret_jwt"})),
+        with(
+            json!({"authMethod": "private_key_jwt", "clientID": "c", "privateKey": key, "privateKeyID": "k"}),
+        ),
+    ] {
+        let built = Options::from_value(ok.clone()).and_then(Middleware::new);
+        assert!(built.is_ok(), "{ok}: {:?}", built.err());
+    }
+}

@@ -113,9 +113,11 @@ async fn a_burst_of_wrong_secrets_is_throttled_and_never_blocks_the_cached_right
     }
     let stats = idp.stats().await;
     // The budget: a burst of 10, then 5 per second for as long as it ran.
+    // The right secret's first (cold) request took one of the burst, so a
+    // burst over in less than 200 ms lets only 9 wrong secrets through.
     let budget = 10 + (5.0 * elapsed.as_secs_f64()).ceil() as u64;
     assert!(
-        (10..=budget).contains(&stats.received),
+        (9..=budget).contains(&stats.received),
         "{} token requests in {elapsed:?} (budget {budget})",
         stats.received
     );

@@ -77,3 +77,49 @@ async fn no_secret_or_token_in_logs_responses_or_debug() {
         "the insecure option is warned about"
     );
 }
+
+#[tokio::test]
+async fn no_private_key_or_assertion_secret_in_logs_responses_or_debug() {
+    let logs = LogCapture::start();
+    let idp = Idp::start().await;
+    let good_key = crate::support::idp::test_key("ed25519.pem");
+    let wrong_key = crate::support::idp::test_key("ec-p256-unregistered.sec1.pem");
+    let key_options = |key: &str| {
+        options(
+            idp.token_endpoint(),
+            json!({"authMethod": "private_key_jwt", "clientID": "key-client", "privateKey": key}),
+        )
+    };
+    let debug = format!("{:?} {:?}", key_options(&good_key), key_options(&wrong_key));
+    let good = Upstream::start(ccgate::Middleware::new(key_options(&good_key)).unwrap()).await;
+    let wrong = Upstream::start(ccgate::Middleware::new(key_options(&wrong_key)).unwrap()).await;
+    let jwt = Upstream::start(middleware(
+        idp.token_endpoint(),
+        json!({"authMethod": "client_secret_jwt"}),
+    ))
+    .await;
+    idp.fail(503, 1).await;
+    let retried = good.get(&[]).await;
+    let rejected = wrong.get(&[]).await;
+    let wrong_secret = jwt
+        .get_as("jwt-secret-client", "caller-wrong-jwt-secret-0123456789")
+        .await;
+    assert_eq!(
+        (retried.status, rejected.status, wrong_secret.status),
+        (200, 502, 401)
+    );
+    let shown = format!("{} {rejected:?} {wrong_secret:?} {debug}", logs.text());
+    for key in [&good_key, &wrong_key] {
+        for line in key.lines().filter(|line| !line.starts_with("-----")) {
+            assert!(
+                !shown.contains(line),
+                "key material {line:?} leaked: {shown}"
+            );
+        }
+    }
+    assert!(!shown.contains("caller-wrong-jwt-secret"), "{shown}");
+    assert!(
+        !shown.contains("client_assertion="),
+        "no assertion is logged: {shown}"
+    );
+}

@@ -87,6 +87,26 @@ pub(crate) struct Stats {
     pub(crate) by_client: HashMap<String, ClientStats>,
     /// Per HTTP status.
     pub(crate) by_status: HashMap<String, u64>,
+    /// The last token requests as the server received them, oldest first.
+    pub(crate) requests: Vec<Recorded>,
+}
+
+/// One token request as the IdP received it (`requests` of the stats).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Recorded {
+    /// The form parameters: a string, or a list when one was sent more
+    /// than once. `client_secret` shows as `<redacted>`;
+    /// `client_assertion` is left out (see `assertion`).
+    pub(crate) params: serde_json::Map<String, serde_json::Value>,
+    /// The decoded `client_assertion`, if one was sent.
+    pub(crate) assertion: Option<Assertion>,
+}
+
+/// The JOSE header and claims of a client assertion, as received.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Assertion {
+    pub(crate) header: serde_json::Value,
+    pub(crate) claims: serde_json::Value,
 }
 
 /// Counters of one client id.
@@ -288,6 +308,14 @@ async fn launch(options: &IdpOptions<'_>) -> Result<(Child, ChildStdin, Ready), 
             stderr.lock().expect("stderr buffer")
         )),
     }
+}
+
+/// The PEM text of a committed test-only key, `testing/idp/keys/NAME`.
+pub(crate) fn test_key(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testing/idp/keys")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// `testing/idp`, with its `node_modules` installed.

@@ -2,6 +2,7 @@
 //! ([`idp`]) and, for faults a real server cannot produce on demand, the
 //! fake token server ([`faults`]).
 
+mod assertions;
 mod faults;
 mod idp;
 
