@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 use super::error::{ConfigError, Origin, join};
 use super::model::{Middleware, Router, Service};
 use super::secrets::Secrets;
-use super::servers_transport::RawServersTransport;
 use crate::rule::Rule;
 
 /// The namespace of middlewares defined under `http.middlewares`.
@@ -36,7 +35,7 @@ struct RawHttp {
     #[serde(default)]
     services: BTreeMap<String, RawService>,
     #[serde(default, rename = "serversTransports")]
-    servers_transports: BTreeMap<String, RawServersTransport>,
+    servers_transports: BTreeMap<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -123,9 +122,11 @@ pub(super) struct Definitions {
     pub(super) routers: BTreeMap<String, Defined<Router>>,
     pub(super) middlewares: BTreeMap<String, Defined<PendingMiddleware>>,
     pub(super) services: BTreeMap<String, Defined<Service>>,
-    /// Servers transports, their files not read yet (they are relative to
-    /// the main file's folder).
-    pub(super) servers_transports: BTreeMap<String, Defined<RawServersTransport>>,
+    /// Servers transports as written: their secret URNs need every Secret
+    /// of every file, their files the main file's folder. `Debug` shows a
+    /// value that may hold a key's PEM text: [`Definitions`] is never
+    /// logged.
+    pub(super) servers_transports: BTreeMap<String, Defined<Value>>,
     pub(super) secrets: Secrets,
 }
 

@@ -181,8 +181,7 @@ fn resolve<E>(
     let servers_transports = servers_transports
         .into_iter()
         .map(|(name, defined)| {
-            let transport =
-                servers_transport::read(defined.value, &defined.origin, &defined.path, base)?;
+            let transport = servers_transport::resolve(defined, &secrets, base)?;
             Ok((name, transport))
         })
         .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;

@@ -11,6 +11,7 @@
 //! `-----BEGIN` is PEM text rather than a path. Messages about keys never
 //! quote their content.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::{ConfigError, Origin};
+use super::dynamic::{DEFAULT_NAMESPACE, Defined};
+use super::error::{ConfigError, Origin, join};
+use super::secrets::Secrets;
 use super::transport::parse_duration;
 
 /// `forwardingTimeouts.dialTimeout` default (Traefik's).
@@ -107,12 +110,13 @@ impl ServersTransport {
 }
 
 /// A client certificate chain (leaf first) and its key. `Debug` shows
-/// where they came from, never the key.
+/// where they came from (a path, `<PEM text>` or a secret URN), never the
+/// key.
 #[derive(Clone)]
 pub(crate) struct ClientCertificate {
-    /// `certFile` as written, or `<PEM text>`.
+    /// `certFile` as written (a path or a secret URN), or `<PEM text>`.
     pub(crate) cert_source: String,
-    /// `keyFile` as written, or `<PEM text>`.
+    /// `keyFile` as written (a path or a secret URN), or `<PEM text>`.
     pub(crate) key_source: String,
     pub(crate) chain: Vec<CertificateDer<'static>>,
     key: Arc<PrivateKeyDer<'static>>,
@@ -174,20 +178,55 @@ struct RawForwardingTimeouts {
     idle_conn_timeout: Option<Value>,
 }
 
+/// Reads a servers transport as written: its secret URNs (SPEC §6, in
+/// the `default` namespace) resolved from `secrets`, its files relative to
+/// `base` (the main file's folder).
+///
+/// # Errors
+///
+/// As [`read`]; also an unresolvable URN, or a Secret's value that is not
+/// PEM text. No message quotes a Secret's value.
+pub(super) fn resolve(
+    defined: Defined<Value>,
+    secrets: &Secrets,
+    base: &Path,
+) -> Result<ServersTransport, ConfigError> {
+    let Defined {
+        origin,
+        path,
+        mut value,
+    } = defined;
+    let resolved = secrets.resolve(&mut value, DEFAULT_NAMESPACE, &origin, &path)?;
+    let raw: RawServersTransport = ccgate::options::fields::from_value(value).map_err(|error| {
+        origin.error(
+            &join(&path, error.field()),
+            resolved.redact(error.reason().to_owned()),
+        )
+    })?;
+    read(raw, &origin, &path, base, &resolved.urns)
+}
+
 /// Reads the servers transport defined at `path` of `origin`, its files
-/// relative to `base` (the main file's folder).
+/// relative to `base` (the main file's folder); `urns` are the fields
+/// (relative to `path`) that were secret URNs, and the URNs.
 ///
 /// # Errors
 ///
 /// A [`ConfigError`] naming the field: a bad duration or number, a file
 /// that cannot be read or holds no PEM certificate or key, a key that does
 /// not belong to its certificate, more than one client certificate.
-pub(super) fn read(
+fn read(
     raw: RawServersTransport,
     origin: &Origin,
     path: &str,
     base: &Path,
+    urns: &BTreeMap<String, String>,
 ) -> Result<ServersTransport, ConfigError> {
+    let urn = |field: &str| {
+        urns.iter()
+            .find(|(written, _)| written.eq_ignore_ascii_case(field))
+            .map(|(_, urn)| urn.as_str())
+    };
     let mut transport = ServersTransport {
         origin: origin.clone(),
         path: path.to_owned(),
@@ -204,8 +243,9 @@ pub(super) fn read(
     transport.insecure_skip_verify = raw.insecure_skip_verify.unwrap_or(false);
     transport.disable_http2 = raw.disable_http2.unwrap_or(false);
     for (index, entry) in raw.root_cas.iter().enumerate() {
-        let field = field(&format!("rootCAs[{index}]"));
-        let (text, source) = pem_or_file(entry, base, origin, &field)?;
+        let relative = format!("rootCAs[{index}]");
+        let field = field(&relative);
+        let (text, source) = pem_or_file(entry, urn(&relative), base, origin, &field)?;
         let certificates = CertificateDer::pem_slice_iter(&text)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| origin.error(&field, format!("invalid PEM in {source}: {e}")))?;
@@ -221,13 +261,14 @@ pub(super) fn read(
         return Err(origin.error(&field("certificates"), reason));
     }
     if let Some(certificate) = raw.certificates.first() {
-        let at = |name: &str| field(&format!("certificates[0].{name}"));
+        let cert = "certificates[0].certFile";
+        let key = "certificates[0].keyFile";
         transport.certificate = Some(client_certificate(
             certificate,
             base,
             origin,
-            &at("certFile"),
-            &at("keyFile"),
+            (&field(cert), urn(cert)),
+            (&field(key), urn(key)),
         )?);
     }
     if let Some(value) = raw.max_idle_conns_per_host {
@@ -264,15 +305,25 @@ pub(super) fn read(
     Ok(transport)
 }
 
-/// The bytes of `entry` (PEM text, or a file relative to `base`) and how
-/// to name it in messages and the summary.
+/// The bytes of `entry` (PEM text, or a file relative to `base`; the
+/// value of the secret `urn` when it was one, which must be PEM text) and
+/// how to name it in messages and the summary.
 fn pem_or_file(
     entry: &str,
+    urn: Option<&str>,
     base: &Path,
     origin: &Origin,
     field: &str,
 ) -> Result<(Vec<u8>, String), ConfigError> {
-    if entry.trim_start().starts_with("-----BEGIN") {
+    let pem = entry.trim_start().starts_with("-----BEGIN");
+    if let Some(urn) = urn {
+        if !pem {
+            let reason = format!("the value of {urn} is not PEM text (the value is not shown)");
+            return Err(origin.error(field, reason));
+        }
+        return Ok((entry.as_bytes().to_vec(), urn.to_owned()));
+    }
+    if pem {
         return Ok((entry.as_bytes().to_vec(), "<PEM text>".to_owned()));
     }
     if entry.is_empty() {
@@ -284,14 +335,16 @@ fn pem_or_file(
     Ok((text, entry.to_owned()))
 }
 
+/// The client certificate of `raw`; `cert` and `key` are the fields'
+/// paths and the URNs they held.
 fn client_certificate(
     raw: &RawCertificate,
     base: &Path,
     origin: &Origin,
-    cert_field: &str,
-    key_field: &str,
+    (cert_field, cert_urn): (&str, Option<&str>),
+    (key_field, key_urn): (&str, Option<&str>),
 ) -> Result<ClientCertificate, ConfigError> {
-    let (text, cert_source) = pem_or_file(&raw.cert_file, base, origin, cert_field)?;
+    let (text, cert_source) = pem_or_file(&raw.cert_file, cert_urn, base, origin, cert_field)?;
     let chain = CertificateDer::pem_slice_iter(&text)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| origin.error(cert_field, format!("invalid PEM in {cert_source}: {e}")))?;
@@ -299,7 +352,7 @@ fn client_certificate(
         let reason = format!("no `-----BEGIN CERTIFICATE-----` block in {cert_source}");
         return Err(origin.error(cert_field, reason));
     }
-    let (text, key_source) = pem_or_file(&raw.key_file, base, origin, key_field)?;
+    let (text, key_source) = pem_or_file(&raw.key_file, key_urn, base, origin, key_field)?;
     let key = PrivateKeyDer::from_pem_slice(&text).map_err(|error| {
         let reason = match error {
             pem::Error::NoItemsFound => format!(
@@ -340,7 +393,14 @@ mod tests {
         let raw: RawServersTransport = origin
             .read(value, "http.serversTransports.t")
             .map_err(|e| e.to_string())?;
-        read(raw, &origin, "http.serversTransports.t", base).map_err(|e| e.to_string())
+        read(
+            raw,
+            &origin,
+            "http.serversTransports.t",
+            base,
+            &BTreeMap::new(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -180,10 +180,10 @@ fn servers_transport(out: &mut String, transport: &ServersTransport) {
         );
     }
     if let Some(certificate) = &transport.certificate {
-        let key = if certificate.key_source.starts_with('<') {
-            REDACTED
-        } else {
-            &certificate.key_source
+        let key = match &certificate.key_source {
+            urn if urn.starts_with("urn:") => format!("{REDACTED} (from {urn})"),
+            text if text.starts_with('<') => REDACTED.to_owned(),
+            path => path.clone(),
         };
         let _ = writeln!(
             out,

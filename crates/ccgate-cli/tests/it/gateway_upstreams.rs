@@ -416,3 +416,55 @@ fn check_reports_an_unknown_servers_transport_and_unusable_pem_files() {
         assert!(!error.contains("MII"), "{error}");
     }
 }
+
+/// `CHECKED` with a transport `vault` whose client certificate and key
+/// come from a Kubernetes Secret (`tlsKey` holds `key`).
+fn with_secret_key(key: &str, cert: &str) -> String {
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
+    format!(
+        "{CHECKED}    vault:\n      certificates: [{{ certFile: \"urn:k8s:secret:gateway-tls:tlsCert\", keyFile: \"urn:k8s:secret:gateway-tls:tlsKey\" }}]\n---\napiVersion: v1\nkind: Secret\nmetadata: {{ name: gateway-tls }}\nstringData:\n  tlsCert: |\n{}  tlsKey: |\n{}",
+        indent(cert),
+        indent(key)
+    )
+}
+
+#[test]
+fn client_certificates_may_come_from_secret_urns_which_check_shows_and_never_their_value() {
+    let pki = Pki::new();
+    let files = |main: &str| {
+        ConfigDir::new(&[
+            ("ccgate.yaml", main),
+            ("pki/ca.pem", &pki.ca_pem),
+            ("pki/client.pem", &pki.client_cert_pem),
+            ("pki/client-key.pem", &pki.client_key_pem),
+        ])
+    };
+    let dir = files(&with_secret_key(&pki.client_key_pem, &pki.client_cert_pem));
+    let checked = dir.check(&["-c", "ccgate.yaml"]);
+    assert_eq!(checked.code, Some(0), "{checked:#?}");
+    assert_contains(
+        &checked.stdout,
+        &[
+            "  vault\n    certificates: certFile urn:k8s:secret:gateway-tls:tlsCert, keyFile <redacted> (from urn:k8s:secret:gateway-tls:tlsKey)\n",
+        ],
+    );
+    assert!(
+        !checked.stdout.contains("PRIVATE KEY"),
+        "{}",
+        checked.stdout
+    );
+    // A Secret's value that is no PEM is refused without being shown.
+    let dir = files(&with_secret_key(
+        "not-a-pem-secret-value",
+        &pki.client_cert_pem,
+    ));
+    let error = dir.invalid();
+    assert_eq!(
+        error,
+        "ccgate.yaml (document at line 2): http.serversTransports.vault.certificates[0].keyFile: the value of urn:k8s:secret:gateway-tls:tlsKey is not PEM text (the value is not shown)"
+    );
+}
