@@ -210,16 +210,31 @@ impl Target {
             .map_err(ConnectError::Connect)?;
         let _ = stream.set_nodelay(true);
         match (&self.server_name, &self.connector.tls) {
-            (Some(name), Some(tls)) => {
-                let stream = TlsConnector::from(Arc::clone(tls))
-                    .connect(name.clone(), stream)
-                    .await
-                    .map_err(ConnectError::Tls)?;
-                handshake(TokioIo::new(stream)).await
-            }
+            // Boxed: the TLS handshake's state is large, and unboxed it
+            // would grow the future of every request, plain `http` ones
+            // included (hyper moves it once per request).
+            (Some(name), Some(tls)) => Box::pin(tls_handshake(tls, name, stream)).await,
             _ => handshake(TokioIo::new(stream)).await,
         }
     }
+}
+
+/// TLS over `stream` for `name`, then HTTP/1.1 over it.
+async fn tls_handshake<B>(
+    config: &Arc<ClientConfig>,
+    name: &ServerName<'static>,
+    stream: TcpStream,
+) -> Result<SendRequest<B>, ConnectError>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TlsConnector::from(Arc::clone(config))
+        .connect(name.clone(), stream)
+        .await
+        .map_err(ConnectError::Tls)?;
+    handshake(TokioIo::new(stream)).await
 }
 
 /// HTTP/1.1 over `io`, its connection driven by a task of its own.

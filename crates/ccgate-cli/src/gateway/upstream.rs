@@ -716,6 +716,21 @@ mod tests {
     }
 
     #[test]
+    fn the_future_of_a_send_stays_small() {
+        // hyper moves each request's future: the TLS handshake's state
+        // (kilobytes) is boxed on its own branch, so a plain `http`
+        // request does not carry it.
+        let pool = Arc::new(UpstreamPool::<RequestBody>::default());
+        let server = Target::http(&"127.0.0.1:1".parse().unwrap());
+        let send = pool.send(&server, Request::new(RequestBody::Empty));
+        assert!(
+            std::mem::size_of_val(&send) < 2048,
+            "{}",
+            std::mem::size_of_val(&send)
+        );
+    }
+
+    #[test]
     fn http_and_https_connections_to_one_authority_are_kept_apart() {
         let connector = Arc::new(
             super::super::connector::Connector::new(
