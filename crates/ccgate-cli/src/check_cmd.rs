@@ -1,7 +1,8 @@
 //! `ccgate check [-c FILE]`: validates a configuration as `serve` would,
 //! without touching the network, and prints a summary with every secret
 //! redacted. What building the middlewares warns about (a Redis store
-//! without `store.secret`, TLS verification turned off) goes to standard
+//! without `store.secret`, TLS verification turned off, also a servers
+//! transport's `insecureSkipVerify`) goes to standard
 //! error at WARN, as `serve` logs it.
 
 use std::path::Path;
@@ -31,10 +32,15 @@ pub(crate) fn run(path: &Path) -> ExitCode {
     }
 }
 
-/// Everything `serve` checks before it listens: the files, the
-/// middlewares as built, and the entry points' TLS certificates and keys.
+/// Everything `serve` checks before it listens: the files (the servers
+/// transports' PEM files and references among them), the middlewares as
+/// built, and the entry points' TLS certificates and keys. A servers
+/// transport with `insecureSkipVerify` is warned about, as `serve` does.
 fn check(path: &Path) -> Result<Config, ConfigError> {
     let config = config::load(path)?;
+    for transport in config.http.servers_transports.values() {
+        transport.warn_if_insecure();
+    }
     for (name, middleware) in &config.http.middlewares {
         ccgate::Middleware::builder(middleware.options.clone())
             .name(name)

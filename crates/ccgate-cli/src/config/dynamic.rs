@@ -34,6 +34,8 @@ struct RawHttp {
     middlewares: BTreeMap<String, RawMiddleware>,
     #[serde(default)]
     services: BTreeMap<String, RawService>,
+    #[serde(default, rename = "serversTransports")]
+    servers_transports: BTreeMap<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,7 @@ struct RawLoadBalancer {
     #[serde(default)]
     servers: Vec<RawServer>,
     pass_host_header: Option<bool>,
+    servers_transport: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +122,11 @@ pub(super) struct Definitions {
     pub(super) routers: BTreeMap<String, Defined<Router>>,
     pub(super) middlewares: BTreeMap<String, Defined<PendingMiddleware>>,
     pub(super) services: BTreeMap<String, Defined<Service>>,
+    /// Servers transports as written: their secret URNs need every Secret
+    /// of every file, their files the main file's folder. `Debug` shows a
+    /// value that may hold a key's PEM text: [`Definitions`] is never
+    /// logged.
+    pub(super) servers_transports: BTreeMap<String, Defined<Value>>,
     pub(super) secrets: Secrets,
 }
 
@@ -156,6 +164,17 @@ impl Definitions {
             let path = format!("http.services.{name}");
             let service = service(raw, origin, &path)?;
             define(&mut self.services, "service", name, origin, path, service)?;
+        }
+        for (name, raw) in http.servers_transports {
+            let path = format!("http.serversTransports.{name}");
+            define(
+                &mut self.servers_transports,
+                "serversTransport",
+                name,
+                origin,
+                path,
+                raw,
+            )?;
         }
         Ok(())
     }
@@ -248,20 +267,23 @@ fn service(raw: RawService, origin: &Origin, path: &str) -> Result<Service, Conf
     Ok(Service {
         servers,
         pass_host_header: balancer.pass_host_header.unwrap_or(true),
+        servers_transport: balancer.servers_transport,
     })
 }
 
-/// An upstream server: `http://host[:port]`, nothing after the authority.
+/// An upstream server: `http://host[:port]` or `https://host[:port]`,
+/// nothing after the authority.
 fn server_url(text: &str) -> Result<http::Uri, String> {
-    let expected = "expected an absolute http URL such as http://127.0.0.1:9500";
+    let expected = "expected an absolute http or https URL such as http://127.0.0.1:9500";
     let uri: http::Uri = text
         .parse()
         .map_err(|_| format!("invalid URL {text:?}: {expected}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
+        Some("http" | "https") => {}
+        Some("h2c") => {
             return Err(format!(
-                "{text:?}: https upstreams are not supported yet; use an http:// URL"
+                "{text:?}: h2c (cleartext HTTP/2) upstreams are not supported yet; use http:// \
+                 or https://"
             ));
         }
         Some(other) => {
@@ -426,8 +448,8 @@ mod tests {
                 "d.yaml: http.services.s.loadBalancer.servers: at least one server is required",
             ),
             (
-                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "https://up"}]}}}}}),
-                "d.yaml: http.services.s.loadBalancer.servers[0].url: \"https://up\": https upstreams are not supported yet",
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "h2c://up"}]}}}}}),
+                "d.yaml: http.services.s.loadBalancer.servers[0].url: \"h2c://up\": h2c (cleartext HTTP/2) upstreams are not supported yet",
             ),
             (
                 json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "up:80"}]}}}}}),

@@ -46,6 +46,7 @@ mod kubernetes;
 mod model;
 mod references;
 mod secrets;
+mod servers_transport;
 mod static_config;
 mod summary;
 mod tls;
@@ -59,6 +60,7 @@ pub(crate) use error::ConfigError;
 pub(crate) use model::{
     AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, TlsFiles,
 };
+pub(crate) use servers_transport::ServersTransport;
 pub(crate) use summary::Summary;
 pub(crate) use tls::read_tls;
 pub(crate) use transport::{DEFAULT_GRACE_TIMEOUT, Transport};
@@ -149,7 +151,7 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
             watch = vec![path.to_owned(), watched];
         }
     }
-    let http = resolve(definitions, &entry_points)?;
+    let http = resolve(definitions, &entry_points, base)?;
     Ok(Config {
         entry_points,
         ping,
@@ -161,26 +163,41 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
     })
 }
 
-/// Resolves the middlewares' secret URNs and options, and checks the
-/// routers' references.
+/// Resolves the middlewares' secret URNs and options, reads the servers
+/// transports' files (relative to `base`, the main file's folder), and
+/// checks the routers' and services' references.
 fn resolve<E>(
     definitions: Definitions,
     entry_points: &BTreeMap<String, E>,
+    base: &Path,
 ) -> Result<Http, ConfigError> {
     let Definitions {
         routers,
         middlewares,
         services,
+        servers_transports,
         secrets,
     } = definitions;
+    let servers_transports = servers_transports
+        .into_iter()
+        .map(|(name, defined)| {
+            let transport = servers_transport::resolve(defined, &secrets, base)?;
+            Ok((name, transport))
+        })
+        .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
     let middlewares = middlewares
         .into_iter()
         .map(|(name, defined)| Ok((name, dynamic::resolve_middleware(defined, &secrets)?)))
         .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
-    let services: BTreeMap<_, _> = services
+    let services = services
         .into_iter()
-        .map(|(name, defined)| (name, defined.value))
-        .collect();
+        .map(|(name, defined)| {
+            Ok((
+                name,
+                references::check_service(defined, &servers_transports)?,
+            ))
+        })
+        .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
     let routers = routers
         .into_iter()
         .map(|(name, defined)| {
@@ -192,6 +209,7 @@ fn resolve<E>(
         routers,
         middlewares,
         services,
+        servers_transports,
     })
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ccgate::options::Options;
 
+use super::servers_transport::ServersTransport;
 use super::transport::Transport;
 use crate::edge::EdgeRules;
 use crate::rule::Rule;
@@ -98,6 +99,8 @@ pub(crate) struct Http {
     pub(crate) routers: BTreeMap<String, Router>,
     pub(crate) middlewares: BTreeMap<String, Middleware>,
     pub(crate) services: BTreeMap<String, Service>,
+    /// `http.serversTransports`, their files read and checked.
+    pub(crate) servers_transports: BTreeMap<String, ServersTransport>,
 }
 
 /// A router. References are checked: every entry point, middleware and
@@ -138,8 +141,12 @@ pub(crate) struct Middleware {
 /// A service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Service {
-    /// `loadBalancer.servers[].url`, each an absolute http URL.
+    /// `loadBalancer.servers[].url`, each an absolute http or https URL.
     pub(crate) servers: Vec<http::Uri>,
     /// `loadBalancer.passHostHeader`, default true.
     pub(crate) pass_host_header: bool,
+    /// `loadBalancer.serversTransport`, by name (an `@file` suffix
+    /// removed; it exists in [`Http::servers_transports`]); the defaults
+    /// when `None`.
+    pub(crate) servers_transport: Option<String>,
 }

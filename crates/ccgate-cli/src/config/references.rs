@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::dynamic::Defined;
 use super::error::ConfigError;
-use super::model::{FORWARD_AUTH_SERVICE, Router};
+use super::model::{FORWARD_AUTH_SERVICE, Router, Service};
 
 /// The router of `defined`, its references checked against the names
 /// defined and their `@file` suffixes removed.
@@ -55,6 +55,33 @@ pub(super) fn check_router<E, M, S>(
         router.service = local.to_owned();
     }
     Ok(router)
+}
+
+/// Checks the servers transport that a service names, if any, and
+/// removes its `@file` suffix.
+///
+/// # Errors
+///
+/// A name that is not defined, or an unknown provider suffix, on
+/// `loadBalancer.serversTransport`.
+pub(super) fn check_service<T>(
+    defined: Defined<Service>,
+    transports: &BTreeMap<String, T>,
+) -> Result<Service, ConfigError> {
+    let Defined {
+        origin,
+        path,
+        value: mut service,
+    } = defined;
+    if let Some(name) = &service.servers_transport {
+        let field = format!("{path}.loadBalancer.serversTransport");
+        let local = local_name(name).map_err(|reason| origin.error(&field, reason))?;
+        if !transports.contains_key(local) {
+            return Err(origin.error(&field, missing("serversTransport", local, transports)));
+        }
+        service.servers_transport = Some(local.to_owned());
+    }
+    Ok(service)
 }
 
 /// `name` without its `@file` suffix.

@@ -14,6 +14,7 @@ use std::path::Path;
 use ccgate::options::{AuthMethod, Options};
 
 use super::model::{Config, LogFormat, Middleware, Router, Service};
+use super::servers_transport::ServersTransport;
 
 /// What `ccgate check` prints for a valid configuration.
 #[derive(Debug)]
@@ -86,7 +87,13 @@ impl Display for Summary<'_> {
         }
         section(f, "routers", &config.http.routers, router)?;
         section(f, "middlewares", &config.http.middlewares, middleware)?;
-        section(f, "services", &config.http.services, service)
+        section(f, "services", &config.http.services, service)?;
+        section(
+            f,
+            "servers transports",
+            &config.http.servers_transports,
+            servers_transport,
+        )
     }
 }
 
@@ -145,6 +152,65 @@ fn service(out: &mut String, service: &Service) {
     let servers: Vec<String> = service.servers.iter().map(ToString::to_string).collect();
     let _ = writeln!(out, "servers: {}", servers.join(", "));
     let _ = writeln!(out, "passHostHeader: {}", service.pass_host_header);
+    if let Some(transport) = &service.servers_transport {
+        let _ = writeln!(out, "serversTransport: {transport}");
+    }
+}
+
+/// A servers transport: timeouts, TLS settings, file paths; a key given as
+/// PEM text is `<redacted>` (a key file's path is shown, never its content).
+fn servers_transport(out: &mut String, transport: &ServersTransport) {
+    let duration = |d: Option<std::time::Duration>| {
+        d.map_or_else(|| "0 (no limit)".to_owned(), |d| format!("{d:?}"))
+    };
+    if let Some(name) = &transport.server_name {
+        let _ = writeln!(out, "serverName: {name}");
+    }
+    if transport.insecure_skip_verify {
+        let _ = writeln!(
+            out,
+            "insecureSkipVerify: true (server certificates are NOT verified)"
+        );
+    }
+    if !transport.root_ca_sources.is_empty() {
+        let _ = writeln!(
+            out,
+            "rootCAs: {} (added to the system's roots)",
+            transport.root_ca_sources.join(", ")
+        );
+    }
+    if let Some(certificate) = &transport.certificate {
+        let key = match &certificate.key_source {
+            urn if urn.starts_with("urn:") => format!("{REDACTED} (from {urn})"),
+            text if text.starts_with('<') => REDACTED.to_owned(),
+            path => path.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "certificates: certFile {}, keyFile {key}",
+            certificate.cert_source
+        );
+    }
+    let _ = writeln!(
+        out,
+        "maxIdleConnsPerHost: {}",
+        transport.max_idle_conns_per_host
+    );
+    let _ = writeln!(
+        out,
+        "forwardingTimeouts.dialTimeout: {}",
+        duration(transport.dial_timeout)
+    );
+    let _ = writeln!(
+        out,
+        "forwardingTimeouts.responseHeaderTimeout: {}",
+        duration(transport.response_header_timeout)
+    );
+    let _ = writeln!(
+        out,
+        "forwardingTimeouts.idleConnTimeout: {}",
+        duration(transport.idle_conn_timeout)
+    );
 }
 
 fn middleware(out: &mut String, middleware: &Middleware) {
@@ -367,6 +433,7 @@ mod tests {
         let service = Service {
             servers: vec!["http://127.0.0.1:9500".parse().unwrap()],
             pass_host_header: true,
+            servers_transport: None,
         };
         let entry_point = EntryPoint {
             address: "0.0.0.0:8443".parse().unwrap(),
@@ -383,6 +450,7 @@ mod tests {
                 routers: BTreeMap::from([("api".to_owned(), router)]),
                 middlewares: BTreeMap::from([("cc".to_owned(), middleware)]),
                 services: BTreeMap::from([("backend".to_owned(), service)]),
+                servers_transports: BTreeMap::new(),
             },
             ..Config::default()
         }

@@ -36,6 +36,15 @@ pub(crate) enum StartError {
         /// rustls's reason (certificates are public; keys never quoted).
         reason: String,
     },
+    /// TLS to a service's `https` servers cannot be set up (no trust
+    /// roots, an unusable client key). Class: configuration.
+    #[error("{transport}: {reason}")]
+    UpstreamTls {
+        /// `http.serversTransports.NAME`, or the default transport.
+        transport: String,
+        /// The reason (keys never quoted).
+        reason: String,
+    },
     /// An entry point cannot listen on its address. Class: environment.
     #[error("entryPoints.{entry_point}.address: cannot listen on {address}: {source}")]
     Listen {

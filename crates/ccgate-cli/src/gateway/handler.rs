@@ -12,7 +12,7 @@ use http_body_util::{Either, Full};
 
 use super::access_log::{AccessLog, Record};
 use super::metrics::{CONTENT_TYPE, GatewayMetrics, StatusCounters};
-use super::proxy::Origin;
+use super::proxy::{Failure, Origin};
 use super::routing::{Route, Routing, Target};
 use super::transport::CallerBody;
 use super::upstream::{UpstreamBody, UpstreamPool};
@@ -238,7 +238,7 @@ impl Gateway {
                     taken.origin_duration = sent.elapsed();
                 }
                 match forwarded {
-                    Some(response) => {
+                    Ok(response) => {
                         taken.origin_status = response.status().as_u16();
                         if response.status() == StatusCode::UNAUTHORIZED {
                             for (middleware, grant) in &grants {
@@ -250,9 +250,14 @@ impl Gateway {
                         }
                         response.map(Either::Left)
                     }
-                    None => own(
+                    Err(Failure::Unreachable) => own(
                         StatusCode::BAD_GATEWAY,
                         "bad gateway: the upstream server is unreachable\n",
+                        grpc,
+                    ),
+                    Err(Failure::Timeout) => own(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "gateway timeout: the upstream server did not answer in time\n",
                         grpc,
                     ),
                 }

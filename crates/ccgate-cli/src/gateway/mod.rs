@@ -12,6 +12,7 @@
 //! Connections are timed by [`transport`].
 
 mod access_log;
+mod connector;
 mod error;
 mod handler;
 mod listener;

@@ -10,6 +10,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 
+use super::connector::{Connector, Target};
 use super::transport::CallerBody;
 use super::upstream::{RequestBody, UpstreamBody, UpstreamPool};
 use crate::edge::hop_by_hop::remove_hop_by_hop;
@@ -26,9 +27,21 @@ pub(crate) struct Service {
 /// One of a service's servers.
 #[derive(Debug)]
 struct Server {
-    authority: Authority,
+    /// How the pool reaches it (authority, scheme, transport).
+    target: Target,
     /// `Host` for this server when the caller's is not passed on.
     host: HeaderValue,
+}
+
+/// Why a request got no answer from the service: the caller gets 502 or
+/// 504; the detail went to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// No server to send to, or it could not be reached (TCP, TLS) or the
+    /// exchange failed: 502.
+    Unreachable,
+    /// No response head within `responseHeaderTimeout`: 504.
+    Timeout,
 }
 
 /// Where the request came from, for `X-Forwarded-*` and `X-Real-Ip`.
@@ -59,15 +72,21 @@ impl Origin {
 }
 
 impl Service {
-    /// A service over `servers` (absolute `http` URLs, checked at load).
-    pub(crate) fn new(name: &str, servers: &[Uri], pass_host_header: bool) -> Self {
+    /// A service over `servers` (absolute `http` or `https` URLs, checked
+    /// at load), reached through `connector`.
+    pub(crate) fn new(
+        name: &str,
+        servers: &[Uri],
+        pass_host_header: bool,
+        connector: &Arc<Connector>,
+    ) -> Self {
         let servers = servers
             .iter()
             .filter_map(|uri| {
-                let authority = uri.authority()?.clone();
+                let authority: &Authority = uri.authority()?;
                 Some(Server {
                     host: HeaderValue::from_str(authority.as_str()).ok()?,
-                    authority,
+                    target: connector.target(uri)?,
                 })
             })
             .collect();
@@ -85,14 +104,15 @@ impl Service {
     }
 
     /// Sends `request` to the next server and returns its response, or
-    /// `None` when the server cannot be reached (the caller answers 502).
+    /// why there is none (the caller answers 502 or 504; the reason is
+    /// logged here, never sent).
     pub(crate) async fn forward(
         &self,
         upstream: &Arc<UpstreamPool>,
         mut request: Request<CallerBody>,
         origin: &Origin,
-    ) -> Option<Response<UpstreamBody>> {
-        let server = self.pick()?;
+    ) -> Result<Response<UpstreamBody>, Failure> {
+        let server = self.pick().ok_or(Failure::Unreachable)?;
         let original_host = original_host(&request);
         // Origin form (`/path?query`), the parsed path and query kept.
         let path_and_query = std::mem::take(request.uri_mut())
@@ -111,16 +131,20 @@ impl Service {
         };
         headers.insert(header::HOST, host);
         match upstream
-            .send(&server.authority, request.map(RequestBody::Caller))
+            .send(&server.target, request.map(RequestBody::Caller))
             .await
         {
             Ok(mut response) => {
                 remove_hop_by_hop(response.headers_mut());
-                Some(response)
+                Ok(response)
+            }
+            Err(error) if error.is_timeout() => {
+                tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream timed out");
+                Err(Failure::Timeout)
             }
             Err(error) => {
-                tracing::warn!(service = %self.name, server = %server.authority, error = %error, "upstream unreachable");
-                None
+                tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream unreachable");
+                Err(Failure::Unreachable)
             }
         }
     }
@@ -203,9 +227,12 @@ mod tests {
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
-        let service = Service::new("s", &servers, true);
+        let connector = Arc::new(
+            Connector::new(&crate::config::ServersTransport::default(), false, true).unwrap(),
+        );
+        let service = Service::new("s", &servers, true, &connector);
         let picks: Vec<String> = (0..4)
-            .map(|_| service.pick().unwrap().authority.to_string())
+            .map(|_| service.pick().unwrap().target.key.authority.to_string())
             .collect();
         assert_eq!(
             picks,

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use http::request::Parts;
 
 use super::StartError;
+use super::connector::Connector;
 use super::metrics::{GatewayMetrics, StatusCounters};
 use super::proxy::Service;
-use crate::config::{Config, FORWARD_AUTH_SERVICE};
+use crate::config::{Config, FORWARD_AUTH_SERVICE, ServersTransport};
 use crate::rule::Rule;
 
 /// Routers by entry point, highest priority first.
@@ -88,17 +89,20 @@ impl Routing {
             let built = builder.build().map_err(|error| middleware.error(&error))?;
             middlewares.insert(name.clone(), built);
         }
+        let connectors = connectors(config)?;
         let services: HashMap<&str, Arc<Service>> = config
             .http
             .services
             .iter()
             .map(|(name, service)| {
+                let connector = &connectors[service.servers_transport.as_deref().unwrap_or("")];
                 (
                     name.as_str(),
                     Arc::new(Service::new(
                         name,
                         &service.servers,
                         service.pass_host_header,
+                        connector,
                     )),
                 )
             })
@@ -176,6 +180,45 @@ impl Routing {
             .iter()
             .find(|route| route.rule.matches(request))
     }
+}
+
+/// The servers transports, ready for the request path, by name (`""`:
+/// the defaults, for services that name none). A transport gets its TLS
+/// configuration, built here once, when one of its services has an
+/// `https` server; `insecureSkipVerify` is warned about here, at every
+/// load.
+fn connectors(config: &Config) -> Result<HashMap<&str, Arc<Connector>>, StartError> {
+    let defaults = ServersTransport::default();
+    let wanted = std::iter::once(("", &defaults)).chain(
+        config
+            .http
+            .servers_transports
+            .iter()
+            .map(|(name, transport)| (name.as_str(), transport)),
+    );
+    let mut connectors = HashMap::new();
+    for (name, transport) in wanted {
+        transport.warn_if_insecure();
+        let https = config.http.services.values().any(|service| {
+            service.servers_transport.as_deref().unwrap_or("") == name
+                && service
+                    .servers
+                    .iter()
+                    .any(|uri| uri.scheme_str() == Some("https"))
+        });
+        let connector = Connector::new(transport, https, name.is_empty()).map_err(|reason| {
+            StartError::UpstreamTls {
+                transport: if name.is_empty() {
+                    "the default servers transport".to_owned()
+                } else {
+                    format!("http.serversTransports.{name}")
+                },
+                reason,
+            }
+        })?;
+        connectors.insert(name, Arc::new(connector));
+    }
+    Ok(connectors)
 }
 
 #[cfg(test)]

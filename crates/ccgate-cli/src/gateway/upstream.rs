@@ -1,5 +1,13 @@
 //! A worker's connections to upstream servers: HTTP/1.1 keep-alive
-//! connections kept per server and reused, most recently used first.
+//! connections kept per server (and scheme and servers transport: see
+//! [`Key`]) and reused, most recently used first. Opening one is the
+//! [`Target`]'s job ([`super::connector`]): TCP, or TLS over TCP; the pool
+//! holds hyper's `SendRequest`, whatever the stream under it.
+//!
+//! The transport's limits apply: `idleConnTimeout` (an idle connection
+//! older is closed), `maxIdleConnsPerHost` (more are closed), and
+//! `responseHeaderTimeout` (no response head in time: the connection is
+//! dropped and the caller gets 504).
 //!
 //! Each worker has its own pool, so taking and returning a connection
 //! touches no other thread. A connection goes back to the pool when the
@@ -23,21 +31,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::uri::Authority;
 use http::{Method, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper::client::conn::http1::SendRequest;
 
+use super::connector::{ConnectError, Limits};
+pub(crate) use super::connector::{Key, Target};
 use super::transport::CallerBody;
 
-/// How long connecting to an upstream server may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an idle connection is kept.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle connections kept per server; more are closed.
-const MAX_IDLE_PER_SERVER: usize = 256;
+/// How often every server's idle list is cleared of expired and closed
+/// connections (servers no longer asked are never visited otherwise).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(90);
 /// Idle for this long, a connection may be closed by the server's own
 /// idle timer as a request goes out on it: the request's head is kept so
 /// that it can be sent again. Connections reused sooner (all of them under
@@ -47,12 +51,20 @@ const REPLAYABLE_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// Why a request could not be forwarded.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
-    #[error("cannot connect: {0}")]
-    Connect(std::io::Error),
-    #[error("connecting timed out after {0:?}")]
-    ConnectTimeout(Duration),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("no response head within {0:?} (forwardingTimeouts.responseHeaderTimeout)")]
+    ResponseTimeout(Duration),
     #[error(transparent)]
     Http(#[from] hyper::Error),
+}
+
+impl UpstreamError {
+    /// Whether the server took too long to answer (504), rather than
+    /// could not be reached or failed (502).
+    pub(crate) fn is_timeout(&self) -> bool {
+        matches!(self, Self::ResponseTimeout(_))
+    }
 }
 
 /// One worker's idle connections, by server, for requests with bodies of
@@ -60,36 +72,44 @@ pub(crate) enum UpstreamError {
 #[derive(Debug)]
 pub(crate) struct UpstreamPool<B = RequestBody> {
     idle: Mutex<Idles<B>>,
-    idle_timeout: Duration,
+    sweep_interval: Duration,
     replayable_after_idle: Duration,
 }
 
 #[derive(Debug)]
 struct Idles<B> {
-    /// Oldest first: connections are returned and taken at the back.
-    by_server: HashMap<Authority, VecDeque<Idle<B>>, BuildHasherDefault<Fnv>>,
+    by_server: HashMap<Key, Parked<B>, BuildHasherDefault<Fnv>>,
     /// When every server's list was last cleared of expired and closed
     /// connections (servers no longer configured are never asked again).
     swept: Instant,
 }
 
+/// One server's idle connections, oldest first: connections are returned
+/// and taken at the back.
+#[derive(Debug)]
+struct Parked<B> {
+    /// The transport's `idleConnTimeout` (one per key).
+    idle_timeout: Duration,
+    connections: VecDeque<Idle<B>>,
+}
+
 impl<B> Default for UpstreamPool<B> {
     fn default() -> Self {
-        Self::with_timeouts(IDLE_TIMEOUT, REPLAYABLE_AFTER_IDLE)
+        Self::with_timeouts(SWEEP_INTERVAL, REPLAYABLE_AFTER_IDLE)
     }
 }
 
 impl<B> UpstreamPool<B> {
-    /// A pool that closes connections idle for `idle_timeout`, and keeps a
-    /// copy of a replayable request sent on a connection idle for
+    /// A pool that sweeps every `sweep_interval`, and keeps a copy of a
+    /// replayable request sent on a connection idle for
     /// `replayable_after_idle`.
-    fn with_timeouts(idle_timeout: Duration, replayable_after_idle: Duration) -> Self {
+    fn with_timeouts(sweep_interval: Duration, replayable_after_idle: Duration) -> Self {
         Self {
             idle: Mutex::new(Idles {
                 by_server: HashMap::default(),
                 swept: Instant::now(),
             }),
-            idle_timeout,
+            sweep_interval,
             replayable_after_idle,
         }
     }
@@ -112,17 +132,20 @@ where
     ///
     /// # Errors
     ///
-    /// The server cannot be reached, or the exchange failed.
+    /// The server cannot be reached (or not within `dialTimeout`), TLS
+    /// failed, no response head came within `responseHeaderTimeout`, or
+    /// the exchange failed.
     pub(crate) async fn send(
         self: &Arc<Self>,
-        server: &Authority,
+        server: &Target,
         mut request: Request<B>,
     ) -> Result<Response<UpstreamBody<B>>, UpstreamError> {
+        let limits = server.connector.limits;
         let mut replayed = false;
         loop {
-            let (mut sender, idle_for) = match self.take(server) {
+            let (mut sender, idle_for) = match self.take(&server.key, limits.idle_timeout) {
                 Some((sender, idle_for)) => (sender, Some(idle_for)),
-                None => (connect(server).await?, None),
+                None => (server.connect().await?, None),
             };
             let reused = idle_for.is_some();
             if let Err(error) = sender.ready().await {
@@ -137,11 +160,20 @@ where
                 }
                 _ => None,
             };
-            match sender.try_send_request(request).await {
+            let sent = sender.try_send_request(request);
+            let answered = match server.connector.response_header_timeout {
+                // Dropping the exchange drops the connection with it.
+                Some(limit) => tokio::time::timeout(limit, sent)
+                    .await
+                    .map_err(|_| UpstreamError::ResponseTimeout(limit))?,
+                None => sent.await,
+            };
+            match answered {
                 Ok(response) => {
                     let give_back = GiveBack {
                         pool: Arc::clone(self),
-                        server: server.clone(),
+                        key: server.key.clone(),
+                        limits,
                         sender,
                     };
                     return Ok(response.map(|body| UpstreamBody {
@@ -168,23 +200,24 @@ where
 }
 
 impl<B> UpstreamPool<B> {
-    /// An idle connection to `server`, and how long it was idle.
-    fn take(&self, server: &Authority) -> Option<(SendRequest<B>, Duration)> {
+    /// An idle connection to `server` younger than `idle_timeout`, and
+    /// how long it was idle.
+    fn take(&self, server: &Key, idle_timeout: Duration) -> Option<(SendRequest<B>, Duration)> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let list = idle.by_server.get_mut(server)?;
+        let list = &mut idle.by_server.get_mut(server)?.connections;
         while let Some(entry) = list.pop_back() {
             let idle_for = entry.since.elapsed();
-            if !entry.sender.is_closed() && idle_for < self.idle_timeout {
+            if !entry.sender.is_closed() && idle_for < idle_timeout {
                 return Some((entry.sender, idle_for));
             }
         }
         None
     }
 
-    fn put(&self, server: Authority, sender: SendRequest<B>) {
+    fn put(&self, server: Key, limits: Limits, sender: SendRequest<B>) {
         if sender.is_closed() {
             return;
         }
@@ -193,24 +226,29 @@ impl<B> UpstreamPool<B> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
-        let timeout = self.idle_timeout;
-        if now.duration_since(idle.swept) >= timeout {
+        if now.duration_since(idle.swept) >= self.sweep_interval {
             idle.by_server.retain(|_, list| {
-                list.retain(|entry| {
+                let timeout = list.idle_timeout;
+                list.connections.retain(|entry| {
                     !entry.sender.is_closed() && now.duration_since(entry.since) < timeout
                 });
-                !list.is_empty()
+                !list.connections.is_empty()
             });
             idle.swept = now;
         }
-        let list = idle.by_server.entry(server).or_default();
+        let list = idle.by_server.entry(server).or_insert_with(|| Parked {
+            idle_timeout: limits.idle_timeout,
+            connections: VecDeque::new(),
+        });
+        let timeout = list.idle_timeout;
+        let list = &mut list.connections;
         while list
             .front()
             .is_some_and(|oldest| now.duration_since(oldest.since) >= timeout)
         {
             list.pop_front();
         }
-        if list.len() < MAX_IDLE_PER_SERVER {
+        if list.len() < limits.max_idle {
             list.push_back(Idle { sender, since: now });
         }
     }
@@ -275,34 +313,12 @@ impl Body for RequestBody {
     }
 }
 
-/// A new connection to `server`, driven by a task of its own.
-async fn connect<B>(server: &Authority) -> Result<SendRequest<B>, UpstreamError>
-where
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let host = server.host().trim_start_matches('[').trim_end_matches(']');
-    let port = server.port_u16().unwrap_or(80);
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| UpstreamError::ConnectTimeout(CONNECT_TIMEOUT))?
-        .map_err(UpstreamError::Connect)?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
-}
-
 /// Returns a connection to its pool.
 #[derive(Debug)]
 struct GiveBack<B> {
     pool: Arc<UpstreamPool<B>>,
-    server: Authority,
+    key: Key,
+    limits: Limits,
     sender: SendRequest<B>,
 }
 
@@ -318,11 +334,12 @@ impl<B> UpstreamBody<B> {
     fn finished(&mut self) {
         if let Some(GiveBack {
             pool,
-            server,
+            key,
+            limits,
             sender,
         }) = self.give_back.take()
         {
-            pool.put(server, sender);
+            pool.put(key, limits, sender);
         }
     }
 }
@@ -397,15 +414,19 @@ mod tests {
     use http_body_util::{BodyExt, Empty};
     use hyper::service::service_fn;
 
+    use http::uri::Authority;
+    use hyper_util::rt::TokioIo;
+
     use super::*;
 
     type Pool = Arc<UpstreamPool<Empty<Bytes>>>;
 
     /// A real HTTP/1.1 server on 127.0.0.1 answering `ok` to every
     /// request on keep-alive connections; counts the connections it accepts.
-    async fn server() -> (Authority, Arc<AtomicUsize>) {
+    async fn server() -> (Target, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let target = Target::http(&authority);
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&accepted);
         tokio::spawn(async move {
@@ -421,13 +442,13 @@ mod tests {
                 ));
             }
         });
-        (authority, accepted)
+        (target, accepted)
     }
 
-    fn get(authority: &Authority) -> Request<Empty<Bytes>> {
+    fn get(target: &Target) -> Request<Empty<Bytes>> {
         Request::builder()
             .uri("/x")
-            .header(http::header::HOST, authority.as_str())
+            .header(http::header::HOST, target.key.authority.as_str())
             .body(Empty::new())
             .unwrap()
     }
@@ -439,10 +460,12 @@ mod tests {
     /// Waits until the connection idle in `pool` for `server` is ready for
     /// its next request: its task has seen its last response complete and
     /// asks for another (hyper's `SendRequest::ready`).
-    async fn until_idle_connection_ready(pool: &Pool, server: &Authority) {
-        let (mut sender, _) = pool.take(server).expect("an idle connection");
+    async fn until_idle_connection_ready(pool: &Pool, server: &Target) {
+        let (mut sender, _) = pool
+            .take(&server.key, Duration::MAX)
+            .expect("an idle connection");
         sender.ready().await.expect("the connection stays open");
-        pool.put(server.clone(), sender);
+        pool.put(server.key.clone(), server.connector.limits, sender);
     }
 
     #[tokio::test]
@@ -481,7 +504,7 @@ mod tests {
         assert_eq!(read(b.unwrap()).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         let idle = pool.idle.lock().unwrap();
-        assert_eq!(idle.by_server[&authority].len(), 2);
+        assert_eq!(idle.by_server[&authority.key].connections.len(), 2);
     }
 
     #[tokio::test]
@@ -505,6 +528,12 @@ mod tests {
             Duration::from_millis(100),
             REPLAYABLE_AFTER_IDLE,
         ));
+        let short = crate::config::ServersTransport {
+            idle_conn_timeout: Some(Duration::from_millis(100)),
+            ..crate::config::ServersTransport::default()
+        };
+        let one = Target::with(&one.key.authority, &short);
+        let two = Target::with(&two.key.authority, &short);
         let response = pool.send(&one, get(&one)).await.unwrap();
         assert_eq!(read(response).await, "ok");
         // The behaviour under test: the idle timeout must pass (the pool
@@ -521,8 +550,8 @@ mod tests {
         let response = pool.send(&two, get(&two)).await.unwrap();
         assert_eq!(read(response).await, "ok");
         let idle = pool.idle.lock().unwrap();
-        assert!(!idle.by_server.contains_key(&one));
-        assert_eq!(idle.by_server[&two].len(), 1);
+        assert!(!idle.by_server.contains_key(&one.key));
+        assert_eq!(idle.by_server[&two.key].connections.len(), 1);
     }
 
     /// A FAKE upstream, on a thread of its own (a real server cannot be
@@ -536,7 +565,7 @@ mod tests {
     /// client reads the end of the stream whether the FIN reached it before
     /// or after it wrote, and no wait for the FIN's arrival is needed.
     fn closing_on_demand() -> (
-        Authority,
+        Target,
         std::sync::mpsc::Sender<()>,
         std::sync::mpsc::Receiver<()>,
         Arc<AtomicUsize>,
@@ -577,7 +606,7 @@ mod tests {
             }
             drop(first);
         });
-        (authority, close, on_closed, answered)
+        (Target::http(&authority), close, on_closed, answered)
     }
 
     /// Sends `method` on a pooled connection that the server closes while
@@ -590,7 +619,7 @@ mod tests {
     ) -> (Result<Bytes, String>, usize) {
         let (authority, close, closed, answered) = closing_on_demand();
         let pool = Arc::new(UpstreamPool::with_timeouts(
-            IDLE_TIMEOUT,
+            SWEEP_INTERVAL,
             replayable_after_idle,
         ));
         let response = pool.send(&authority, get(&authority)).await.unwrap();
@@ -640,16 +669,101 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn idle_connections_past_max_idle_conns_per_host_are_closed() {
+        let (server, accepted) = server().await;
+        let one = crate::config::ServersTransport {
+            max_idle_conns_per_host: 1,
+            ..crate::config::ServersTransport::default()
+        };
+        let server = Target::with(&server.key.authority, &one);
+        let pool = Pool::default();
+        let (a, b) = tokio::join!(
+            pool.send(&server, get(&server)),
+            pool.send(&server, get(&server))
+        );
+        assert_eq!(read(a.unwrap()).await, "ok");
+        assert_eq!(read(b.unwrap()).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let idle = pool.idle.lock().unwrap();
+        assert_eq!(idle.by_server[&server.key].connections.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_response_head_within_the_response_header_timeout_is_a_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        // Accepts, and never answers.
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let short = crate::config::ServersTransport {
+            response_header_timeout: Some(Duration::from_millis(50)),
+            ..crate::config::ServersTransport::default()
+        };
+        let server = Target::with(&authority, &short);
+        let error = Pool::default()
+            .send(&server, get(&server))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, UpstreamError::ResponseTimeout(_)),
+            "{error}"
+        );
+        assert!(error.is_timeout());
+    }
+
+    #[test]
+    fn the_future_of_a_send_stays_small() {
+        // hyper moves each request's future: the TLS handshake's state
+        // (kilobytes) is boxed on its own branch, so a plain `http`
+        // request does not carry it.
+        let pool = Arc::new(UpstreamPool::<RequestBody>::default());
+        let server = Target::http(&"127.0.0.1:1".parse().unwrap());
+        let send = pool.send(&server, Request::new(RequestBody::Empty));
+        assert!(
+            std::mem::size_of_val(&send) < 2048,
+            "{}",
+            std::mem::size_of_val(&send)
+        );
+    }
+
+    #[test]
+    fn http_and_https_connections_to_one_authority_are_kept_apart() {
+        let connector = Arc::new(
+            super::super::connector::Connector::new(
+                &crate::config::ServersTransport::default(),
+                true,
+                true,
+            )
+            .unwrap(),
+        );
+        let plain = connector
+            .target(&"http://up:8443".parse().unwrap())
+            .unwrap();
+        let tls = connector
+            .target(&"https://up:8443".parse().unwrap())
+            .unwrap();
+        assert_eq!(plain.key.authority, tls.key.authority);
+        assert_ne!(plain.key, tls.key);
+    }
+
+    #[tokio::test]
     async fn an_unreachable_server_is_an_error() {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let authority: Authority = format!("127.0.0.1:{port}").parse().unwrap();
+        let authority = Target::http(&format!("127.0.0.1:{port}").parse().unwrap());
         let error = Pool::default()
             .send(&authority, get(&authority))
             .await
             .unwrap_err();
-        assert!(matches!(error, UpstreamError::Connect(_)), "{error}");
+        assert!(
+            matches!(error, UpstreamError::Connect(ConnectError::Connect(_))),
+            "{error}"
+        );
     }
 }

@@ -225,9 +225,14 @@ fn every_invalid_configuration_names_file_field_and_reason() {
             "ccgate.yaml: entryPoints.web.address: invalid address \":80800\"".into(),
         ),
         (
-            "an https upstream",
-            replace("conf.d/api.yaml", "http://127.0.0.1:9500", "https://127.0.0.1:9500"),
-            "conf.d/api.yaml: http.services.backend.loadBalancer.servers[0].url: \"https://127.0.0.1:9500\": https upstreams are not supported yet; use an http:// URL".into(),
+            "an h2c upstream",
+            replace("conf.d/api.yaml", "http://127.0.0.1:9500", "h2c://127.0.0.1:9500"),
+            "conf.d/api.yaml: http.services.backend.loadBalancer.servers[0].url: \"h2c://127.0.0.1:9500\": h2c (cleartext HTTP/2) upstreams are not supported yet; use http:// or https://".into(),
+        ),
+        (
+            "an unknown servers transport",
+            replace("conf.d/api.yaml", "servers: [ { url: \"http://127.0.0.1:9500\" } ]", "servers: [ { url: \"http://127.0.0.1:9500\" } ]\n        serversTransport: fast"),
+            "conf.d/api.yaml: http.services.backend.loadBalancer.serversTransport: no serversTransport named \"fast\" (none is defined)".into(),
         ),
         (
             "a non-http upstream",

@@ -12,4 +12,5 @@ mod gateway_ops;
 mod gateway_routing;
 mod gateway_safety;
 mod gateway_transport;
+mod gateway_upstreams;
 mod support;
