@@ -17,6 +17,7 @@
 
 pub mod claims;
 pub mod credentials;
+pub mod danger;
 pub mod decision;
 pub mod denial;
 pub mod expr;

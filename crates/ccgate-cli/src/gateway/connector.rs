@@ -24,10 +24,9 @@ use http::uri::Authority;
 use hyper::body::Body;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::ClientConfig;
+use rustls::client::danger::ServerCertVerifier;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -262,7 +261,7 @@ fn client_config(transport: &ServersTransport) -> Result<ClientConfig, String> {
         .map_err(|e| e.to_string())?
         .dangerous();
     let verifier: Arc<dyn ServerCertVerifier> = if transport.insecure_skip_verify {
-        Arc::new(InsecureAcceptAnyServerCertificate { provider })
+        Arc::new(ccgate::danger::AcceptAnyServerCertificate::new(provider))
     } else {
         let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
             transport.root_cas.iter().cloned(),
@@ -281,58 +280,4 @@ fn client_config(transport: &ServersTransport) -> Result<ClientConfig, String> {
     // HTTP/2 to upstreams is a later part of SPEC §11.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// `insecureSkipVerify`: accepts any server certificate, still checking
-/// the handshake's signatures with the provider's algorithms.
-#[derive(Debug)]
-struct InsecureAcceptAnyServerCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for InsecureAcceptAnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

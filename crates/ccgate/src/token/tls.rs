@@ -85,7 +85,7 @@ pub(super) fn client_config(
             "clientConfig.tls.insecureSkipVerify is on: the token endpoint's certificate is NOT \
              verified, so anyone on the network path can read client secrets and forge tokens"
         );
-        Arc::new(InsecureAcceptAnyServerCertificate { provider })
+        Arc::new(crate::danger::AcceptAnyServerCertificate::new(provider))
     } else {
         let verifier = PlatformRoots::new(extra_roots, provider);
         // Read the trust store now, at configuration time, not during the
@@ -154,61 +154,6 @@ impl ServerCertVerifier for PlatformRoots {
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.get()?
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `insecureSkipVerify`: accepts any server certificate for any name. The
-/// handshake signatures are still checked, which proves only that the peer
-/// holds the key of the certificate it sent, not who it is.
-#[derive(Debug)]
-struct InsecureAcceptAnyServerCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for InsecureAcceptAnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
