@@ -38,12 +38,7 @@ pub(crate) fn normalised<'a>(
         (Some(authority), _) => authority.as_str(),
         (None, Some(value)) => {
             let text = value.to_str().map_err(|_| HostError::Invalid)?;
-            // Userinfo has no place in Host; the authority parser checks
-            // the rest (characters, port).
-            let port_ok = split_port(text)
-                .1
-                .is_none_or(|port| !port.is_empty() && port.parse::<u16>().is_ok());
-            if text.contains('@') || !port_ok || text.parse::<Authority>().is_err() {
+            if !is_host(text) {
                 return Err(HostError::Invalid);
             }
             text
@@ -51,6 +46,49 @@ pub(crate) fn normalised<'a>(
         (None, None) => return Ok(None),
     };
     Ok(Some(canonical(raw)))
+}
+
+/// Whether `text` is a `Host` value (RFC 9110 §7.2: `uri-host [":"
+/// port]`, no userinfo): a registered name or IPv4 address of RFC 3986
+/// characters, or a bracketed IPv6 literal, then an optional port of at
+/// most 65535. Checked byte by byte: every HTTP/1.1 request carries one,
+/// so this must not allocate.
+fn is_host(text: &str) -> bool {
+    let (host, port) = split_port(text);
+    let port_ok = port.is_none_or(|port| !port.is_empty() && port.parse::<u16>().is_ok());
+    let host_ok = match host.strip_prefix('[') {
+        Some(literal) => literal.strip_suffix(']').is_some_and(|inner| {
+            !inner.is_empty()
+                && inner
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        }),
+        None => {
+            !host.is_empty()
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'-' | b'.'
+                                | b'_'
+                                | b'~'
+                                | b'%'
+                                | b'!'
+                                | b'$'
+                                | b'&'
+                                | b'\''
+                                | b'('
+                                | b')'
+                                | b'*'
+                                | b'+'
+                                | b','
+                                | b';'
+                                | b'='
+                        )
+                })
+        }
+    };
+    host_ok && port_ok
 }
 
 /// `raw` in lower case, the userinfo dropped, and a trailing dot of the
@@ -150,7 +188,22 @@ mod tests {
 
     #[test]
     fn malformed_hosts_are_refused_and_none_is_none() {
-        for bad in ["a b.com", "user@a.com", "a.com:port", "a.com/x"] {
+        for bad in [
+            "a b.com",
+            "user@a.com",
+            "a.com:port",
+            "a.com/x",
+            "a.com:",
+            "a.com:65536",
+            "",
+            ":80",
+            "[::1",
+            "[]",
+            "[::g]",
+            "a.com?x",
+            "a.com#x",
+            "a\"b",
+        ] {
             assert_eq!(host(None, &[bad]), Err(HostError::Invalid), "{bad}");
         }
         assert_eq!(host(None, &[]).unwrap(), None);
