@@ -83,3 +83,65 @@ pub(super) fn rules(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use ccgate::options::fields;
+    use serde_json::json;
+
+    use super::*;
+
+    fn read(http: serde_json::Value, forwarded: serde_json::Value) -> Result<EdgeRules, String> {
+        let origin = Origin::file(Path::new("c.yaml"));
+        let http: RawHttp = fields::from_value(http).map_err(|e| e.to_string())?;
+        let forwarded: RawForwardedHeaders =
+            fields::from_value(forwarded).map_err(|e| e.to_string())?;
+        rules(http, forwarded, &origin, "entryPoints.web").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_allowance_names_its_own_character() {
+        let names = [
+            ("allowEncodedSlash", "%2F"),
+            ("allowEncodedBackSlash", "%5C"),
+            ("allowEncodedNullCharacter", "%00"),
+            ("allowEncodedSemicolon", "%3B"),
+            ("allowEncodedPercent", "%25"),
+            ("allowEncodedQuestionMark", "%3F"),
+            ("allowEncodedHash", "%23"),
+        ];
+        for (field, escape) in names {
+            let rules = read(json!({"encodedCharacters": {field: true}}), json!({})).unwrap();
+            assert_eq!(rules.path.allow.names(), [escape], "{field}");
+            assert!(rules.path.sanitize);
+        }
+        let defaults = read(json!({}), json!({})).unwrap();
+        assert_eq!(defaults, EdgeRules::default());
+        let unsanitised = read(json!({"sanitizePath": false}), json!({})).unwrap();
+        assert!(!unsanitised.path.sanitize);
+    }
+
+    #[test]
+    fn forwarded_headers_trust_networks_or_everyone() {
+        let rules = read(
+            json!({}),
+            json!({"trustedIPs": ["10.0.0.0/8", "::1"], "insecure": false}),
+        )
+        .unwrap();
+        assert!(rules.trust.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!rules.trust.trusts("192.0.2.1".parse().unwrap()));
+        let insecure = read(json!({}), json!({"insecure": true})).unwrap();
+        assert!(insecure.trust.trusts("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            read(json!({}), json!({"trustedIPs": ["10.0.0.0/8", "nope"]})).unwrap_err(),
+            "c.yaml: entryPoints.web.forwardedHeaders.trustedIPs[1]: \"nope\" is not an IP address or CIDR block"
+        );
+        let misspelt = read(
+            json!({"encodedCharacters": {"allowEncodedSlashes": true}}),
+            json!({}),
+        );
+        assert!(misspelt.unwrap_err().contains("unknown field"));
+    }
+}
