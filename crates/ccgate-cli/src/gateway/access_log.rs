@@ -232,21 +232,9 @@ mod tests {
     #[test]
     fn json_records_use_traefik_names() {
         let record = Record {
-            start: UNIX_EPOCH,
-            client: "127.0.0.1:4000".parse().unwrap(),
-            username: Some("john"),
-            method: "GET",
-            host: "api.example.com",
-            path: "/v1",
-            protocol: "HTTP/1.1",
-            scheme: "http",
-            entry_point: "web",
-            router: Some("api"),
-            service: Some("backend"),
-            status: 200,
-            origin_status: 200,
             duration: Duration::from_micros(1500),
             origin_duration: Duration::from_micros(1000),
+            ..record_by("john", "/v1")
         };
         let value: serde_json::Value = serde_json::from_str(&json_line(&record)).unwrap();
         assert_eq!(value["ClientUsername"], "john");
