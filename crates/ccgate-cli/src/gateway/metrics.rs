@@ -125,13 +125,15 @@ impl GatewayMetrics {
         }
     }
 
-    /// Drops the health gauge of a server no longer configured (its
-    /// counters stay, as counters do).
+    /// Drops the health gauge and latency histogram of a server no longer
+    /// configured (its request counters stay, as counters do).
     pub(crate) fn forget_server(&self, service: &str, server: &str) {
-        self.server_up.remove(&ServerLabels {
+        let labels = ServerLabels {
             service: service.to_owned(),
             server: server.to_owned(),
-        });
+        };
+        self.server_up.remove(&labels);
+        self.upstream_latency.remove(&labels);
     }
 
     /// Counts access log records dropped for want of room.
@@ -277,6 +279,12 @@ mod tests {
             )
         );
         metrics.forget_server("api", "http://10.0.0.1:80");
-        assert!(!metrics.encode().contains("ccgate_upstream_server_up{"));
+        let text = metrics.encode();
+        assert!(!text.contains("ccgate_upstream_server_up{"), "{text}");
+        assert!(
+            !text.contains("ccgate_upstream_response_seconds_count{"),
+            "{text}"
+        );
+        assert!(text.contains(r#"code="200"} 2"#), "counters stay: {text}");
     }
 }

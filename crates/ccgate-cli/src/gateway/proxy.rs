@@ -416,9 +416,14 @@ mod tests {
         service.servers[1].set_healthy(false);
         assert_eq!(picks(&service, 4), ["1", "3", "3", "1"]);
         assert_eq!(
-            service.pick(&[0, 2]),
+            service.scan(0, &[0, 2]),
             None,
             "tried servers are not picked again"
+        );
+        assert_eq!(
+            service.scan(1, &[0]),
+            Some((2, 2)),
+            "the turn after 1 is 2's"
         );
         service.servers[0].set_healthy(false);
         service.servers[2].set_healthy(false);
