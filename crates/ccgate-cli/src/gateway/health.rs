@@ -302,10 +302,10 @@ async fn grpc_verdict(response: http::Response<Incoming>) -> Result<(), String> 
         return Err(format!("answered {}", response.status()));
     }
     // A trailers-only answer carries grpc-status in the head.
-    if let Some(status) = response.headers().get("grpc-status") {
-        if status != "0" {
-            return Err(format!("grpc-status {status:?}"));
-        }
+    if let Some(status) = response.headers().get("grpc-status")
+        && status != "0"
+    {
+        return Err(format!("grpc-status {status:?}"));
     }
     let collected = Limited::new(response.into_body(), MAX_GRPC_ANSWER)
         .collect()

@@ -32,12 +32,14 @@ struct Backend {
     _server: tokio::task::JoinHandle<()>,
 }
 
+/// A health check's method, target and headers, as received.
+type Check = (String, String, BTreeMap<String, String>);
+
 #[derive(Default)]
 struct State {
     health: AtomicU16,
     checks: AtomicUsize,
-    /// The last health check's method, target and headers.
-    last_check: Mutex<Option<(String, String, BTreeMap<String, String>)>>,
+    last_check: Mutex<Option<Check>>,
     requests: AtomicUsize,
     body_bytes: AtomicUsize,
 }
