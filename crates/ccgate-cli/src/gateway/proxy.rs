@@ -220,21 +220,21 @@ impl Service {
                     server.metrics.failed(502);
                     tried.push(index);
                     let Some((next_turn, next)) = self.scan(turn + 1, &tried) else {
-                        tracing::warn!(service = %self.name, server = %server.url, error = %error, "upstream unreachable");
+                        tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream unreachable");
                         return Err(Failure::Unreachable);
                     };
-                    tracing::warn!(service = %self.name, server = %server.url, error = %error, "upstream unreachable; trying the next server");
+                    tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream unreachable; trying the next server");
                     (turn, index) = (next_turn, next);
                     request = unsent;
                 }
                 Err(SendError { error, .. }) if error.is_timeout() => {
                     server.metrics.failed(504);
-                    tracing::warn!(service = %self.name, server = %server.url, error = %error, "upstream timed out");
+                    tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream timed out");
                     return Err(Failure::Timeout);
                 }
                 Err(SendError { error, .. }) => {
                     server.metrics.failed(502);
-                    tracing::warn!(service = %self.name, server = %server.url, error = %error, "upstream failed");
+                    tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream failed");
                     return Err(Failure::Unreachable);
                 }
             }

@@ -611,3 +611,85 @@ fn check_shows_weights_and_health_checks_without_header_values() {
         ],
     );
 }
+
+#[tokio::test]
+async fn a_check_that_gets_no_answer_fails_after_its_timeout() {
+    // A real TCP server that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let dir = TempDir::new();
+    let url = format!("http://{address}");
+    let ccgate = gateway(
+        &dir,
+        &format!(
+            "{{ servers: [{{ url: \"{url}\" }}], healthCheck: {{ path: /health, interval: 100ms, timeout: 200ms }} }}"
+        ),
+    )
+    .await;
+    until_metric(&ccgate, &up(&url, 0)).await;
+    ccgate
+        .until_logged("no answer within 200ms (healthCheck.timeout)")
+        .await;
+}
+
+#[tokio::test]
+async fn checks_of_an_https_server_go_through_the_services_servers_transport() {
+    use crate::support::proxies::Proxy;
+    use crate::support::tls::Pki;
+    let (pki, other) = (Pki::new(), Pki::new());
+    let port = free_port();
+    let site = format!(
+        "server {{\n\
+         \x20   listen 127.0.0.1:{port} ssl;\n\
+         \x20   ssl_certificate {};\n\
+         \x20   ssl_certificate_key {};\n\
+         \x20   location /health {{ return 204; }}\n\
+         \x20   location / {{ return 200 \"nginx\\n\"; }}\n\
+         }}\n",
+        pki.server_cert_file().display(),
+        pki.server_key_file().display()
+    );
+    let _nginx = Proxy::nginx(port, &site).await;
+    let dir = TempDir::new();
+    dir.write("ca.pem", &pki.ca_pem);
+    dir.write("other-ca.pem", &other.ca_pem);
+    let (web, internal) = (free_port(), free_port());
+    let url = format!("https://127.0.0.1:{port}");
+    let check = "healthCheck: { path: /health, interval: 100ms, status: 204 }";
+    let config = format!(
+        "entryPoints:\n  web: {{ address: \"127.0.0.1:{web}\" }}\n  internal: {{ address: \"127.0.0.1:{internal}\" }}\n\
+         metrics: {{ prometheus: {{ entryPoint: internal }} }}\n\
+         http:\n  routers:\n\
+         \x20   trusted: {{ rule: \"PathPrefix(`/trusted`)\", service: s, entryPoints: [web] }}\n\
+         \x20   untrusted: {{ rule: \"PathPrefix(`/untrusted`)\", service: u, entryPoints: [web] }}\n\
+         \x20 services:\n\
+         \x20   s: {{ loadBalancer: {{ servers: [{{ url: \"{url}\" }}], serversTransport: ours, {check} }} }}\n\
+         \x20   u: {{ loadBalancer: {{ servers: [{{ url: \"{url}\" }}], serversTransport: theirs, {check} }} }}\n\
+         \x20 serversTransports:\n    ours: {{ rootCAs: [ca.pem] }}\n    theirs: {{ rootCAs: [other-ca.pem] }}\n"
+    );
+    let path = dir.write("ccgate.yaml", &config);
+    let ccgate = Ccgate::start(&path, &[("web", web), ("internal", internal)]).await;
+    until_metric(
+        &ccgate,
+        &format!(r#"ccgate_upstream_server_up{{service="u",server="{url}"}} 0"#),
+    )
+    .await;
+    until_metric(&ccgate, &up(&url, 1)).await;
+    // The trusted check (status 204, as configured) keeps s's server in.
+    let response = reqwest::get(format!("{}/trusted", ccgate.url("web")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "nginx\n");
+    let response = reqwest::get(format!("{}/untrusted", ccgate.url("web")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    ccgate.until_logged("TLS: invalid peer certificate").await;
+}
