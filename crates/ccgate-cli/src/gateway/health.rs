@@ -63,7 +63,15 @@ pub(crate) fn start(service: &Arc<Service>) -> Option<Checker> {
         .servers()
         .iter()
         .enumerate()
-        .filter_map(|(index, server)| Probe::new(&check, server, index))
+        .filter_map(|(index, server)| {
+            let probe = Probe::new(&check, server, index);
+            if probe.is_none() {
+                // Not expected: the loader checked the URL, and routing
+                // builds TLS for `scheme: https`. The server stays in.
+                tracing::warn!(service = %service.name(), server = %server.url, "this server cannot be health checked");
+            }
+            probe
+        })
         .collect();
     let service = Arc::clone(service);
     let task = tokio::spawn(async move {
@@ -98,13 +106,13 @@ fn record(service: &str, server: &Server, verdict: Result<(), String>) {
     let was = server.set_healthy(healthy);
     match verdict {
         Err(reason) if was => {
-            tracing::warn!(service, server = %server.url, %reason, "health check failed: server taken out of the rotation");
+            tracing::warn!(service = %service, server = %server.url, %reason, "health check failed: server taken out of the rotation");
         }
         Err(reason) => {
-            tracing::debug!(service, server = %server.url, %reason, "health check still failing");
+            tracing::debug!(service = %service, server = %server.url, %reason, "health check still failing");
         }
         Ok(()) if !was => {
-            tracing::info!(service, server = %server.url, "health check passed: server back in the rotation");
+            tracing::info!(service = %service, server = %server.url, "health check passed: server back in the rotation");
         }
         Ok(()) => {}
     }

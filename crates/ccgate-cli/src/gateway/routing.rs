@@ -342,4 +342,37 @@ mod tests {
         assert_eq!(routed(&routing, "admin", "/status"), Some("anywhere"));
         assert_eq!(routed(&routing, "nowhere", "/status"), None);
     }
+
+    #[test]
+    fn a_reload_keeps_a_servers_health_only_under_the_same_check() {
+        let config = |interval: &str| {
+            testing::config(&format!(
+                "entryPoints:\n  web: {{address: '127.0.0.1:1'}}\n\
+                 http:\n  services:\n    s: {{loadBalancer: {{servers: [{{url: 'http://127.0.0.1:1'}}, {{url: 'http://127.0.0.1:2'}}], \
+                 healthCheck: {{path: /h, interval: {interval}}}}}}}\n"
+            ))
+        };
+        let metrics = GatewayMetrics::new();
+        let first = Routing::compile(&config("1s"), &metrics).unwrap();
+        first.services["s"].servers()[1].set_healthy(false);
+        let same = Routing::compile_reusing(&config("1s"), &metrics, &first).unwrap();
+        let health: Vec<bool> = same.services["s"]
+            .servers()
+            .iter()
+            .map(|s| s.is_healthy())
+            .collect();
+        assert_eq!(health, [true, false]);
+        assert!(
+            metrics.encode().contains(
+                r#"ccgate_upstream_server_up{service="s",server="http://127.0.0.1:2"} 0"#
+            )
+        );
+        let changed = Routing::compile_reusing(&config("2s"), &metrics, &same).unwrap();
+        assert!(
+            changed.services["s"]
+                .servers()
+                .iter()
+                .all(|s| s.is_healthy())
+        );
+    }
 }

@@ -693,3 +693,49 @@ async fn checks_of_an_https_server_go_through_the_services_servers_transport() {
     assert_eq!(response.status(), 503);
     ccgate.until_logged("TLS: invalid peer certificate").await;
 }
+
+#[tokio::test]
+async fn an_http_check_with_scheme_h2c_speaks_http2_with_prior_knowledge() {
+    // tonic serves HTTP/2 only: an HTTP/1.1 check fails, an h2c one gets
+    // an answer (200, grpc-status 12 for an unknown path).
+    let (url, _reporter) = grpc_health_server().await;
+    let (web, internal) = (free_port(), free_port());
+    let config = format!(
+        "entryPoints:\n  web: {{ address: \"127.0.0.1:{web}\" }}\n  internal: {{ address: \"127.0.0.1:{internal}\" }}\n\
+         metrics: {{ prometheus: {{ entryPoint: internal }} }}\n\
+         http:\n  routers:\n    all: {{ rule: \"PathPrefix(`/`)\", service: h1 }}\n\
+         \x20 services:\n\
+         \x20   h1: {{ loadBalancer: {{ servers: [{{ url: \"{url}\" }}], healthCheck: {{ path: /anything, interval: 100ms }} }} }}\n\
+         \x20   h2c: {{ loadBalancer: {{ servers: [{{ url: \"{url}\" }}], healthCheck: {{ path: /anything, scheme: h2c, interval: 100ms }} }} }}\n\
+         \x20   h2c-204: {{ loadBalancer: {{ servers: [{{ url: \"{url}\" }}], healthCheck: {{ path: /anything, scheme: h2c, status: 204, interval: 100ms }} }} }}\n"
+    );
+    let dir = TempDir::new();
+    let path = dir.write("ccgate.yaml", &config);
+    let ccgate = Ccgate::start(&path, &[("web", web), ("internal", internal)]).await;
+    until_metric(
+        &ccgate,
+        &format!(r#"ccgate_upstream_server_up{{service="h1",server="{url}"}} 0"#),
+    )
+    .await;
+    // The h2c checks get tonic's answer: 200, which fails where 204 is
+    // expected, and passes otherwise.
+    until_metric(
+        &ccgate,
+        &format!(r#"ccgate_upstream_server_up{{service="h2c-204",server="{url}"}} 0"#),
+    )
+    .await;
+    ccgate.until_logged("reason=answered 200 OK").await;
+    let text = metrics(&ccgate).await;
+    assert_contains(
+        &text,
+        &[&format!(
+            r#"ccgate_upstream_server_up{{service="h2c",server="{url}"}} 1"#
+        )],
+    );
+    let stderr = ccgate.stderr();
+    let h2c_failed = stderr
+        .lines()
+        .filter(|line| line.contains("health check failed"))
+        .any(|line| line.contains("h2c") && !line.contains("h2c-204"));
+    assert!(!h2c_failed, "{stderr}");
+}
