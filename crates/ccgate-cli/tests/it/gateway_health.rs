@@ -739,3 +739,44 @@ async fn an_http_check_with_scheme_h2c_speaks_http2_with_prior_knowledge() {
         .any(|line| line.contains("h2c") && !line.contains("h2c-204"));
     assert!(!h2c_failed, "{stderr}");
 }
+
+#[tokio::test]
+async fn grpc_checks_of_an_https_server_speak_tls_with_alpn_h2() {
+    use crate::support::tls::Pki;
+    use tonic::transport::{Identity, ServerTlsConfig};
+    let pki = Pki::new();
+    let cert = std::fs::read_to_string(pki.server_cert_file()).unwrap();
+    let key = std::fs::read_to_string(pki.server_key_file()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let (reporter, service) = tonic_health::server::health_reporter();
+    // A real TLS gRPC server (tonic, rustls): it only offers `h2`.
+    let server = tonic::transport::Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+        .unwrap()
+        .add_service(service)
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(server);
+    let dir = TempDir::new();
+    dir.write("ca.pem", &pki.ca_pem);
+    let (web, internal) = (free_port(), free_port());
+    let config = format!(
+        "entryPoints:\n  web: {{ address: \"127.0.0.1:{web}\" }}\n  internal: {{ address: \"127.0.0.1:{internal}\" }}\n\
+         metrics: {{ prometheus: {{ entryPoint: internal }} }}\n\
+         http:\n  routers:\n    all: {{ rule: \"PathPrefix(`/`)\", service: s }}\n\
+         \x20 services:\n    s: {{ loadBalancer: {{ servers: [{{ url: \"{url}\" }}], serversTransport: ours, \
+         healthCheck: {{ mode: grpc, interval: 100ms }} }} }}\n\
+         \x20 serversTransports:\n    ours: {{ rootCAs: [ca.pem] }}\n"
+    );
+    let path = dir.write("ccgate.yaml", &config);
+    let ccgate = Ccgate::start(&path, &[("web", web), ("internal", internal)]).await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    until_metric(&ccgate, &up(&url, 0)).await;
+    ccgate.until_logged("status NOT_SERVING (2)").await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    until_metric(&ccgate, &up(&url, 1)).await;
+}
