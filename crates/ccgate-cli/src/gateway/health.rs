@@ -126,8 +126,8 @@ struct Probe {
     check: Arc<HealthCheck>,
     /// The checked address: the server's, `scheme` and `port` replaced.
     target: Target,
-    /// `scheme://authority/` of the check (absolute form, for HTTP/2).
-    base: String,
+    /// `:scheme` over HTTP/2: `https` with TLS, else `http`.
+    scheme: &'static str,
     /// `hostname`, else the checked authority.
     host: HeaderValue,
     protocol: Protocol,
@@ -167,11 +167,10 @@ impl Probe {
             }
             _ => Protocol::Http2(None),
         };
-        let base_scheme = if tls { "https" } else { "http" };
         Some(Self {
             server: index,
             check: Arc::clone(check),
-            base: format!("{base_scheme}://{authority}"),
+            scheme: if tls { "https" } else { "http" },
             host: match &check.hostname {
                 Some(host) => host.clone(),
                 None => HeaderValue::from_str(&authority).ok()?,
@@ -277,10 +276,9 @@ impl Probe {
         };
         let mut builder = if http2 {
             let host = self.host.to_str().map_err(|e| e.to_string())?;
-            let scheme = self.base.split("://").next().unwrap_or("http");
             Request::builder()
                 .version(http::Version::HTTP_2)
-                .uri(format!("{scheme}://{host}{path}"))
+                .uri(format!("{}://{host}{path}", self.scheme))
         } else {
             Request::builder()
                 .uri(path)
