@@ -134,7 +134,9 @@ impl Service {
         };
         headers.insert(header::HOST, host);
         let sent = match websocket::Upgrade::take(&mut request) {
-            Some(upgrade) => upgrade.forward(&server.target, request).await,
+            // Boxed: this rare path's future (a connect) would grow every
+            // request's, which hyper moves once per request.
+            Some(upgrade) => Box::pin(upgrade.forward(&server.target, request)).await,
             None => upstream
                 .send(&server.target, request.map(RequestBody::Caller))
                 .await

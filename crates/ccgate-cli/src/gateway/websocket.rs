@@ -176,17 +176,6 @@ pub(crate) fn restore_switch<B>(response: &mut Response<B>) {
     }
 }
 
-/// Why a tunnel ended, for its log line.
-#[derive(Debug)]
-enum Ended {
-    /// Both sides closed (each end of stream passed on to the other).
-    Closed,
-    /// No byte moved for the idle timeout.
-    Idle,
-    /// A side failed (a reset, a write past `writeTimeout`).
-    Failed(std::io::Error),
-}
-
 /// Copies bytes both ways between the caller and the server once both
 /// sides are upgraded, until both have closed, one fails, or nothing
 /// moved for the idle timeout; then closes both.
@@ -203,18 +192,22 @@ async fn relay(caller: OnUpgrade, server: OnUpgrade, tunnel: Tunnel) {
     let progress = Progress::new();
     let mut caller = Counted::new(TokioIo::new(caller), &progress);
     let mut server = Counted::new(TokioIo::new(server), &progress);
-    let ended = tokio::select! {
+    // Why it ended: both sides closed (each end of stream passed on to
+    // the other), no byte moved for the idle timeout, or a side failed (a
+    // reset, a write blocked past `writeTimeout`).
+    let (ended, error) = tokio::select! {
         copied = tokio::io::copy_bidirectional(&mut caller, &mut server) => match copied {
-            Ok(_) => Ended::Closed,
-            Err(error) => Ended::Failed(error),
+            Ok(_) => ("closed", None),
+            Err(error) => ("failed", Some(error)),
         },
-        () = progress.stalled(tunnel.idle) => Ended::Idle,
+        () = progress.stalled(tunnel.idle) => ("idle", None),
     };
     tracing::debug!(
         from_caller = caller.read,
         from_server = server.read,
         duration = ?progress.started.elapsed(),
-        ?ended,
+        ended,
+        error = error.as_ref().map(tracing::field::display),
         "websocket tunnel ended"
     );
     // Dropping both sides closes both connections; `tunnel` (the caller's

@@ -466,3 +466,30 @@ async fn an_open_tunnel_holds_its_place_under_max_connections() {
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
 }
+
+#[tokio::test]
+async fn http2_callers_are_not_offered_extended_connect() {
+    // RFC 8441 (WebSocket over HTTP/2) needs the server's
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL; ccgate never sends it, so h2
+    // resets a stream with `:protocol`, and HTTP/2 has no `Upgrade`.
+    let (idp, echo, dir) = (Idp::start().await, Echo::start().await, TempDir::new());
+    let ccgate = gateway(&dir, &idp, &echo.url, "").await;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", ccgate.ports["web"]))
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get("http://api.example.com/v1/x")
+        .header("authorization", basic("basic-client", "basic-secret"))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The server's SETTINGS came before its answer, so they are known.
+    assert!(!client.is_extended_connect_protocol_enabled());
+}
