@@ -428,6 +428,34 @@ async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_tunnel_in_use_outlives_the_read_and_idle_timeouts() {
+    // The connection's own deadlines are for requests: inside a tunnel
+    // only the idle timeout applies, counted from the last byte.
+    let (idp, server, dir) = (Idp::start().await, WsServer::start().await, TempDir::new());
+    let ccgate = gateway(
+        &dir,
+        &idp,
+        &server.url,
+        "{ respondingTimeouts: { readTimeout: 400ms, idleTimeout: 400ms } }",
+    )
+    .await;
+    let (mut socket, _) = connect(&ccgate, "/v1/chat", "basic-client", "basic-secret")
+        .await
+        .unwrap();
+    for i in 0..8 {
+        // The behaviour under test: time passing, 1.2 s in all (three
+        // times either timeout), with bytes every 150 ms.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        socket.send(Message::text(format!("{i}"))).await.unwrap();
+        assert_eq!(
+            next(&mut socket).await.unwrap().unwrap(),
+            Message::text(format!("echo: {i}"))
+        );
+    }
+    assert_eq!(server.handshakes().len(), 1, "one tunnel all along");
+}
+
+#[tokio::test]
 async fn an_open_tunnel_holds_its_place_under_max_connections() {
     let (idp, server, dir) = (Idp::start().await, WsServer::start().await, TempDir::new());
     let ccgate = gateway(&dir, &idp, &server.url, "{ maxConnections: 1 }").await;
