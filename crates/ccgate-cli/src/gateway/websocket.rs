@@ -327,8 +327,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn without_an_idle_timeout_a_tunnel_never_stalls() {
         let progress = Progress::new();
-        let stalled =
-            tokio::time::timeout(Duration::from_secs(3600), progress.stalled(None)).await;
+        let stalled = tokio::time::timeout(Duration::from_secs(3600), progress.stalled(None)).await;
         assert!(stalled.is_err());
     }
 

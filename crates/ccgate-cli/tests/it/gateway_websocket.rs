@@ -186,7 +186,10 @@ async fn a_close_from_the_caller_ends_the_tunnel() {
         .await
         .unwrap();
     socket.send(Message::text("hi")).await.unwrap();
-    assert_eq!(next(&mut socket).await.unwrap().unwrap(), Message::text("echo: hi"));
+    assert_eq!(
+        next(&mut socket).await.unwrap().unwrap(),
+        Message::text("echo: hi")
+    );
     socket.close(None).await.unwrap();
     // The server's answering close, then the end of the stream: the
     // server closed its side and ccgate passed that on.
@@ -213,11 +216,9 @@ async fn a_close_from_the_server_ends_the_tunnel() {
         "the server's close frame comes through"
     );
     // tungstenite answers the close; the server then closes TCP.
-    loop {
-        match next(&mut socket).await {
-            None | Some(Err(tungstenite::Error::ConnectionClosed)) => break,
-            other => panic!("{other:?}"),
-        }
+    match next(&mut socket).await {
+        None | Some(Err(tungstenite::Error::ConnectionClosed)) => {}
+        other => panic!("{other:?}"),
     }
     server.until_ended(1).await;
 }
@@ -267,7 +268,12 @@ async fn h2c_and_other_upgrades_never_reach_the_server() {
         for header in ["upgrade", "connection", "http2-settings"] {
             assert!(seen.get(header).is_none(), "{upgrade}: {header} in {seen}");
         }
-        assert!(seen["authorization"][0].as_str().unwrap().starts_with("Bearer "));
+        assert!(
+            seen["authorization"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("Bearer ")
+        );
     }
     // `websocket` listed beside `h2c` goes as `websocket` alone.
     let answer = raw(
@@ -279,7 +285,11 @@ async fn h2c_and_other_upgrades_never_reach_the_server() {
         ),
     )
     .await;
-    assert_eq!(echoed(&answer)["headers"]["upgrade"][0], "websocket", "{answer}");
+    assert_eq!(
+        echoed(&answer)["headers"]["upgrade"][0],
+        "websocket",
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -348,7 +358,9 @@ async fn switching_server(
                         Ok(n) => head.extend_from_slice(&buffer[..n]),
                     }
                 }
-                seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
                 let answer = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\n\
                      Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nSMUGGLED"
@@ -369,7 +381,9 @@ async fn a_101_that_was_not_asked_for_is_502_and_nothing_is_relayed() {
     let authorization = basic("basic-client", "basic-secret");
     let answer = raw(
         &ccgate,
-        &format!("GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: {authorization}\r\n\r\n"),
+        &format!(
+            "GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: {authorization}\r\n\r\n"
+        ),
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
@@ -417,7 +431,10 @@ async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
         .await
         .unwrap();
     socket.send(Message::text("hi")).await.unwrap();
-    assert_eq!(next(&mut socket).await.unwrap().unwrap(), Message::text("echo: hi"));
+    assert_eq!(
+        next(&mut socket).await.unwrap().unwrap(),
+        Message::text("echo: hi")
+    );
     // Then nothing is sent: ccgate closes both sides, without a close
     // frame (it relays bytes, it does not speak WebSocket).
     match next(&mut socket).await {

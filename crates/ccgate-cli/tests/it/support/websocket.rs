@@ -36,8 +36,12 @@ impl WsServer {
             while let Ok((stream, _)) = listener.accept().await {
                 let (seen, end) = (Arc::clone(&seen), end.clone());
                 tokio::spawn(async move {
+                    // The callback's type is tungstenite's, large error and all.
+                    #[allow(clippy::result_large_err)]
                     let keep = |request: &Request, response: Response| {
-                        seen.lock().expect("handshakes").push(request.headers().clone());
+                        seen.lock()
+                            .expect("handshakes")
+                            .push(request.headers().clone());
                         Ok(response)
                     };
                     if let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, keep).await {
@@ -70,9 +74,7 @@ impl WsServer {
     }
 }
 
-async fn serve(
-    mut socket: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-) {
+async fn serve(mut socket: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
     while let Some(Ok(message)) = socket.next().await {
         let answer = match message {
             Message::Text(text) if text.as_str() == CLOSE_PLEASE => {
