@@ -2,11 +2,14 @@
 //! (tokio-tungstenite) through `ccgate serve` with the middleware in
 //! front and tokens from the real test IdP; hostile callers on raw
 //! sockets (`Upgrade: h2c`, `Upgrade: foo`, an upgrade with a body) and a
-//! FAKE server that answers `101` when it should not.
+//! FAKE server that answers `101` when it should not; `wss://` through a
+//! TLS entry point to an `https://` server.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -14,6 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::support::echo::Echo;
 use crate::support::gateway::{Ccgate, TempDir};
 use crate::support::idp::Idp;
+use crate::support::tls::Pki;
 use crate::support::websocket::{CLOSE_PLEASE, WsServer};
 use crate::support::{basic, free_port};
 
@@ -26,11 +30,7 @@ const MIDDLEWARE: &str = "url: IDP\naudience: https://api.example.com\nforwardHe
 /// `upstream`; JSON access log.
 async fn gateway(dir: &TempDir, idp: &Idp, upstream: &str, transport: &str) -> Ccgate {
     let web = free_port();
-    let options = MIDDLEWARE
-        .replace("IDP", idp.token_endpoint())
-        .lines()
-        .map(|l| format!("          {l}\n"))
-        .collect::<String>();
+    let options = middleware_options(idp);
     let transport = if transport.is_empty() {
         String::new()
     } else {
@@ -61,6 +61,15 @@ http:
     );
     let path = dir.write("ccgate.yaml", &config);
     Ccgate::start(&path, &[("web", web)]).await
+}
+
+/// [`MIDDLEWARE`] for `idp`, indented as the plugin's options.
+fn middleware_options(idp: &Idp) -> String {
+    MIDDLEWARE
+        .replace("IDP", idp.token_endpoint())
+        .lines()
+        .map(|l| format!("          {l}\n"))
+        .collect()
 }
 
 type Socket =
@@ -537,4 +546,89 @@ async fn http2_callers_are_not_offered_extended_connect() {
     assert_eq!(response.status(), 200);
     // The server's SETTINGS came before its answer, so they are known.
     assert!(!client.is_extended_connect_protocol_enabled());
+}
+
+#[tokio::test]
+async fn wss_through_a_tls_entry_point_to_an_https_server() {
+    let (idp, pki, dir) = (Idp::start().await, Pki::new(), TempDir::new());
+    let server = WsServer::start_tls(&pki).await;
+    dir.write("ca.pem", &pki.ca_pem);
+    let secure = free_port();
+    let config = format!(
+        r#"entryPoints:
+  secure:
+    address: "127.0.0.1:{secure}"
+    tls: {{ certFile: "{cert}", keyFile: "{key}" }}
+http:
+  routers:
+    api:
+      rule: "PathPrefix(`/v1`)"
+      middlewares: [cc-auth]
+      service: backend
+  middlewares:
+    cc-auth:
+      plugin:
+        oAuthClientCredentials:
+{options}  services:
+    backend:
+      loadBalancer:
+        servers: [{{ url: "{upstream}" }}]
+        serversTransport: trusted
+  serversTransports:
+    trusted: {{ rootCAs: [ca.pem] }}
+"#,
+        cert = pki.server_cert_file().display(),
+        key = pki.server_key_file().display(),
+        options = middleware_options(&idp),
+        upstream = server.url,
+    );
+    let _ccgate = Ccgate::start(&dir.write("ccgate.yaml", &config), &[("secure", secure)]).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(crate::support::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // A WebSocket client over TLS asks for HTTP/1.1 (RFC 8441 aside).
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", secure))
+        .await
+        .unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect("localhost".try_into().unwrap(), stream)
+        .await
+        .unwrap();
+    let mut request = format!("wss://localhost:{secure}/v1/chat")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        basic("basic-client", "basic-secret").parse().unwrap(),
+    );
+    let (mut socket, response) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(request, stream),
+    )
+    .await
+    .expect("the handshake ends in time")
+    .expect("the upgrade goes through");
+    assert_eq!(response.status(), 101);
+    socket.send(Message::text("over TLS")).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("an answer in time");
+    assert_eq!(answer.unwrap().unwrap(), Message::text("echo: over TLS"));
+    let seen = &server.handshakes()[0];
+    assert!(
+        seen["authorization"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer ey")
+    );
+    assert_eq!(seen["x-forwarded-proto"], "https");
+    socket.close(None).await.unwrap();
+    server.until_ended(1).await;
 }
