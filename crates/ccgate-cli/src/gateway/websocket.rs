@@ -332,6 +332,34 @@ mod tests {
     }
 
     #[test]
+    fn a_marked_request_on_a_connection_that_cannot_upgrade_goes_plain() {
+        // No `OnUpgrade` from hyper, no `Tunnel` from the listener: the
+        // upgrade headers go, so no server sees an upgrade ccgate cannot
+        // relay.
+        let mut request = Request::get("/chat")
+            .header("upgrade", "websocket")
+            .header("connection", "upgrade")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .unwrap();
+        assert!(Upgrade::take(&mut request).is_none());
+        assert!(!request.headers().contains_key("upgrade"));
+        assert!(!request.headers().contains_key("connection"));
+        assert!(request.headers().contains_key("sec-websocket-key"));
+    }
+
+    #[test]
+    fn a_plain_request_loses_its_tunnel_hold() {
+        let held = Arc::new(());
+        let mut request = Request::get("/").body(()).unwrap();
+        request
+            .extensions_mut()
+            .insert(Tunnel::new(None, Arc::clone(&held) as Arc<dyn Send + Sync>));
+        assert!(Upgrade::take(&mut request).is_none());
+        assert_eq!(Arc::strong_count(&held), 1, "the hold was dropped");
+    }
+
+    #[test]
     fn a_101_to_a_request_that_did_not_ask_is_refused() {
         let mut switched = Response::new(());
         *switched.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -482,6 +482,29 @@ async fn a_tunnel_in_use_outlives_the_read_and_idle_timeouts() {
 }
 
 #[tokio::test]
+async fn shutdown_closes_open_tunnels_without_waiting_for_them() {
+    let (idp, server, dir) = (Idp::start().await, WsServer::start().await, TempDir::new());
+    let mut ccgate = gateway(&dir, &idp, &server.url, "").await;
+    let (mut socket, _) = connect(&ccgate, "/v1/chat", "basic-client", "basic-secret")
+        .await
+        .unwrap();
+    socket.send(Message::text("hi")).await.unwrap();
+    assert_eq!(
+        next(&mut socket).await.unwrap().unwrap(),
+        Message::text("echo: hi")
+    );
+    ccgate.terminate();
+    // No request is in flight: ccgate exits at once, and the tunnel's
+    // two connections close with it.
+    assert_eq!(ccgate.wait(Duration::from_secs(15)).await, Some(0));
+    match next(&mut socket).await {
+        None | Some(Err(_)) => {}
+        Some(Ok(message)) => panic!("{message:?}"),
+    }
+    server.until_ended(1).await;
+}
+
+#[tokio::test]
 async fn an_open_tunnel_holds_its_place_under_max_connections() {
     let (idp, server, dir) = (Idp::start().await, WsServer::start().await, TempDir::new());
     let ccgate = gateway(&dir, &idp, &server.url, "{ maxConnections: 1 }").await;
