@@ -23,7 +23,7 @@
 //!   drain of in-flight requests.
 //! - **Logged.** The access log has the handshake, with status `101`
 //!   and the time to it; the tunnel's end is a DEBUG line with the bytes
-//!   each way, its duration and why it ended (closed, idle, error).
+//!   each way, its duration and why it ended (`closed`, `idle`, `failed`).
 //!
 //! # Example
 //!
