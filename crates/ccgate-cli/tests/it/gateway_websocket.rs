@@ -27,7 +27,7 @@ const MIDDLEWARE: &str = "url: IDP\naudience: https://api.example.com\nforwardHe
 
 /// `ccgate serve` with an entry point `web` (`transport` a YAML flow
 /// mapping, or empty) and a router `/v1` through the middleware to
-/// `upstream`; JSON access log.
+/// `upstream`; JSON access log, DEBUG log (the tunnels' ends).
 async fn gateway(dir: &TempDir, idp: &Idp, upstream: &str, transport: &str) -> Ccgate {
     let web = free_port();
     let options = middleware_options(idp);
@@ -42,6 +42,8 @@ async fn gateway(dir: &TempDir, idp: &Idp, upstream: &str, transport: &str) -> C
     address: "127.0.0.1:{web}"
 {transport}accessLog:
   format: json
+log:
+  level: DEBUG
 http:
   routers:
     api:
@@ -183,8 +185,18 @@ async fn messages_flow_both_ways_and_the_server_sees_the_token_on_the_handshake(
     assert_eq!(seen["sec-websocket-version"], "13");
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
     socket.close(None).await.unwrap();
+    // Both sides gone: the tunnel ends (a side that stays half open
+    // would keep it until the idle timeout).
+    drop(socket);
     ccgate.until_printed(r#""DownstreamStatus":101"#).await;
     ccgate.until_printed(r#""OriginStatus":101"#).await;
+    ccgate.until_logged("websocket tunnel ended").await;
+    // Neither the caller's secret nor the token in any output.
+    let token = authorization.trim_start_matches("Bearer ");
+    for output in [ccgate.stderr(), ccgate.stdout()] {
+        assert!(!output.contains("basic-secret"), "{output}");
+        assert!(!output.contains(token), "{output}");
+    }
 }
 
 #[tokio::test]
@@ -451,6 +463,13 @@ async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
         Some(Ok(message)) => panic!("{message:?}"),
     }
     server.until_ended(1).await;
+    ccgate.until_logged("websocket tunnel ended").await;
+    let stderr = ccgate.stderr();
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("websocket tunnel ended"))
+        .unwrap();
+    assert!(line.contains("idle"), "{line}");
 }
 
 #[tokio::test]
