@@ -13,4 +13,5 @@ mod gateway_routing;
 mod gateway_safety;
 mod gateway_transport;
 mod gateway_upstreams;
+mod gateway_websocket;
 mod support;
