@@ -1,7 +1,9 @@
 //! The JWKS of `verify.jwksURL`: fetched on first use, kept, and fetched
-//! again when a token names a `kid` it does not hold — at most once per
-//! [`MIN_REFETCH`], so tokens with made-up `kid`s cannot turn into JWKS
-//! requests.
+//! again when a token names a `kid` it does not hold (a key rotation) —
+//! such refetches at most once per [`MIN_REFETCH`], so tokens with
+//! made-up `kid`s cannot turn into JWKS requests. Until a first fetch
+//! succeeds, fetches are at least [`RETRY_AFTER_FAILURE`] apart. One fetch
+//! runs at a time; callers that need one meanwhile wait for it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,7 +14,8 @@ use serde_json::Value;
 
 use super::jwk::{Alg, Jwk};
 
-/// Least time between two fetches while a key set is held.
+/// Least time between two refetches for an unknown `kid` (the first
+/// fetch does not count: a rotation right after start is found at once).
 pub const MIN_REFETCH: Duration = Duration::from_secs(60);
 /// Least time between two fetches while none could be fetched yet.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
@@ -27,9 +30,11 @@ pub(crate) struct Jwks {
     url: Url,
     timeout: Duration,
     keys: ArcSwapOption<Vec<Jwk>>,
-    /// When the last fetch started; one fetch at a time.
+    /// One fetch at a time.
     fetching: tokio::sync::Mutex<()>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the last fetch started, and whether a key set was held then
+    /// (a refetch).
+    last_fetch: Mutex<Option<(Instant, bool)>>,
 }
 
 /// The JWKS could not be fetched or read; the reason is a fixed text (the
@@ -104,17 +109,24 @@ impl Jwks {
             .last_fetch
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let gap = if holding {
-            MIN_REFETCH
-        } else {
-            RETRY_AFTER_FAILURE
-        };
         let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < gap) {
-            return false;
+        let allowed = match *last {
+            None => true,
+            // The first fetch of a held set was not a refetch.
+            Some((_, false)) if holding => true,
+            Some((at, refetch)) => {
+                let gap = if refetch {
+                    MIN_REFETCH
+                } else {
+                    RETRY_AFTER_FAILURE
+                };
+                now.duration_since(at) >= gap
+            }
+        };
+        if allowed {
+            *last = Some((now, holding));
         }
-        *last = Some(now);
-        true
+        allowed
     }
 
     async fn fetch(&self) -> Result<Vec<Jwk>, String> {
