@@ -439,7 +439,10 @@ mod tests {
             "claims": "Equals(`grp`, `admin`)",
             "forwardHeaders": {"X-Group": "grp"},
             "clientConfig": {"tls": {"ca": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----xyz"}},
-            "store": {"secret": "0123456789abcdef", "keyPrefix": "cc:"}
+            "store": {"secret": "0123456789abcdef", "keyPrefix": "cc:"},
+            "introspection": {"url": "https://idp.example.com/introspect", "clientId": "rs",
+                              "clientSecret": "introspection-hunter2"},
+            "verify": {"jwksUrl": "https://idp.example.com/jwks", "issuer": "https://idp.example.com/"}
         }))
         .unwrap();
         let middleware = Middleware {
@@ -502,6 +505,11 @@ mod tests {
             "    forwardHeaders: X-Group <- grp",
             "    clientConfig.tls.ca: PEM (inline)",
             "    clientConfig.tls.key: <redacted>",
+            "    introspection: https://idp.example.com/introspect (authMethod auto)",
+            "    introspection.clientID: rs",
+            "    introspection.clientSecret: <redacted>",
+            "    verify: signatures from https://idp.example.com/jwks",
+            "    verify.issuer: https://idp.example.com/",
             "    store.keyPrefix: cc:",
             "    store.secret: <redacted>",
             "    servers: http://127.0.0.1:9500/\n    passHostHeader: true",
@@ -511,6 +519,7 @@ mod tests {
         for secret in [
             "id-from-a-secret",
             "hunter2-client-secret",
+            "introspection-hunter2",
             "0123456789abcdef",
             "PRIVATE KEY",
         ] {
