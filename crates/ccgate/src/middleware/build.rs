@@ -301,7 +301,7 @@ fn checks(options: &Options) -> Result<Checks, OptionsError> {
         }
         let method = introspection.auth_method.unwrap_or(options.auth_method);
         let credentials = match (&introspection.client_id, &introspection.client_secret) {
-            (Some(_), Some(_)) | (None, Some(_)) if !method.uses_secret() => {
+            (_, Some(_)) if !method.uses_secret() => {
                 return Err(OptionsError::new(
                     "introspection.clientSecret",
                     format!("must not be set with authMethod {method} (no client secret is sent)"),

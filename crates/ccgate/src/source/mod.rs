@@ -369,11 +369,11 @@ impl Inner {
     ) -> Result<Option<Arc<serde_json::Value>>, FetchError> {
         let access_token = token.access_token.expose_secret();
         let is_jwt = crate::decision::jwt_payload(access_token).is_some();
-        if let Some(verifier) = &self.checks.verifier {
-            if let Err(error) = verifier.verify(access_token).await {
-                tracing::warn!(error = %error, "the token endpoint's token failed verification; not forwarded");
-                return Err(error);
-            }
+        if let Some(verifier) = &self.checks.verifier
+            && let Err(error) = verifier.verify(access_token).await
+        {
+            tracing::warn!(error = %error, "the token endpoint's token failed verification; not forwarded");
+            return Err(error);
         }
         let Some((endpoint, own)) = self.checks.introspection.as_ref().filter(|_| !is_jwt) else {
             return Ok(None);

@@ -174,7 +174,7 @@ mod tests {
         let mut enc = ec.clone();
         enc["use"] = json!("enc");
         assert!(Jwk::from_value(&enc).is_none());
-        let mut pinned = ec.clone();
+        let mut pinned = ec;
         pinned["alg"] = json!("ES384");
         assert!(!Jwk::from_value(&pinned).unwrap().fits(Alg::Es256));
         let small_rsa = json!({"kty": "RSA", "n": b64(&[0xff; 128]), "e": "AQAB"});

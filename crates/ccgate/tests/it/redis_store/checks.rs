@@ -12,8 +12,10 @@ use crate::support::redis_server::{RedisConfig, RedisServer, connect};
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 fn with(mut options: Value, extra: Value) -> ccgate::options::Options {
-    let object = options.as_object_mut().unwrap();
-    object.extend(extra.as_object().unwrap().clone());
+    let (object, Value::Object(extra)) = (options.as_object_mut().unwrap(), extra) else {
+        panic!("extra options are an object")
+    };
+    object.extend(extra);
     ccgate::options::Options::from_value(options).expect("valid options")
 }
 
