@@ -209,6 +209,7 @@ impl Endpoint {
             parse: TokenResponse::from_json,
             cap: MAX_TOKEN_BODY,
             too_large: "the body is larger than 256 KiB",
+            kind: "token",
         };
         self.inner.call(credentials, &call).await
     }
@@ -237,6 +238,7 @@ impl Endpoint {
             parse: Introspection::from_json,
             cap: MAX_INTROSPECTION_BODY,
             too_large: "the introspection response is larger than 64 KiB",
+            kind: "introspection",
         };
         self.inner.call(credentials, &call).await
     }
@@ -250,6 +252,8 @@ struct Call<'a, T> {
     /// Largest success body read, and the reason a larger one gets.
     cap: usize,
     too_large: &'static str,
+    /// `token` or `introspection`, for the log.
+    kind: &'static str,
 }
 
 impl Inner {
@@ -368,7 +372,7 @@ impl Inner {
                 Ok(answer) => {
                     tracing::debug!(
                         client_id = credentials.id(),
-                        url = self.url.path(),
+                        request = call.kind,
                         method = placement.as_str(),
                         attempt = retry + 1,
                         elapsed_ms,
@@ -381,14 +385,14 @@ impl Inner {
             let retrying = failure.retryable && retry < self.max_retries;
             tracing::debug!(
                 client_id = credentials.id(),
-                url = self.url.path(),
+                request = call.kind,
                 method = placement.as_str(),
                 attempt = retry + 1,
                 elapsed_ms,
                 outcome = failure.error.outcome().map_or("refused", Outcome::label),
                 error = %failure.error,
                 retrying,
-                "request to the authorization server failed"
+                "token or introspection request failed"
             );
             if !retrying {
                 return Err(failure.error);
