@@ -119,3 +119,43 @@ async fn a_failing_introspection_endpoint_is_502_and_nothing_is_forwarded() {
     assert_eq!(again.status, 502);
     assert_eq!(idp.stats().await.total, 2);
 }
+
+#[tokio::test]
+async fn an_oversized_or_malformed_introspection_response_is_502() {
+    use crate::support::fault_server::{FaultServer, Reply};
+    let idp = Idp::start().await;
+    let huge = format!(r#"{{"active":true,"pad":"{}"}}"#, "x".repeat(70 * 1024));
+    // FAKE introspection endpoints: answers oidc-provider never gives.
+    let oversized = FaultServer::always(Reply::json(200, &huge)).await;
+    let no_active = FaultServer::always(Reply::json(200, r#"{"scope":"read"}"#)).await;
+    for server in [&oversized, &no_active] {
+        let extra = json!({"introspection": {"url": server.url()}});
+        let upstream = Upstream::start(middleware(idp.token_endpoint(), extra)).await;
+        let echo = upstream.get_as("opaque-client", "opaque-secret").await;
+        assert_eq!(echo.status, 502, "{echo:?}");
+        assert_eq!(upstream.hits(), 0);
+        assert_eq!(server.count(), 1, "a malformed answer is not retried");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_introspection_endpoint_starts_the_cool_down() {
+    let idp = Idp::start().await;
+    let port = closed_port().await;
+    let extra = json!({
+        "clientID": "opaque-client", "clientSecret": "opaque-secret",
+        "introspection": {"url": format!("http://127.0.0.1:{port}/introspect")},
+    });
+    let upstream = Upstream::start(middleware(idp.token_endpoint(), extra)).await;
+    for _ in 0..5 {
+        assert_eq!(upstream.get(&[]).await.status, 502);
+    }
+    let echo = upstream.get(&[]).await;
+    assert_eq!(echo.status, 503, "cooling down: {echo:?}");
+    assert!(echo.headers.contains_key("retry-after"));
+    assert_eq!(
+        idp.stats().await.total,
+        5,
+        "no token request while cooling down"
+    );
+}

@@ -242,3 +242,79 @@ async fn an_unreachable_jwks_is_502() {
     assert_eq!(echo.status, 502, "{echo:?}");
     assert_eq!(upstream.hits(), 0);
 }
+
+#[tokio::test]
+async fn rsa_tokens_verify_with_rs256_and_ps256() {
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{
+        RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaKeyPair, RsaPublicKeyComponents,
+    };
+    let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key");
+    let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+    let pair = &pair;
+    let sign = |encoding: &'static dyn aws_lc_rs::signature::RsaEncoding| {
+        move |signed: &[u8]| {
+            let mut signature = vec![0; pair.public_modulus_len()];
+            pair.sign(encoding, &SystemRandom::new(), signed, &mut signature)
+                .expect("sign");
+            signature
+        }
+    };
+    let claims = claims();
+    let rs256 = jwt(
+        &json!({"alg": "RS256", "kid": "r1"}),
+        &claims,
+        sign(&RSA_PKCS1_SHA256),
+    );
+    let ps256 = jwt(
+        &json!({"alg": "PS256", "kid": "r1"}),
+        &claims,
+        sign(&RSA_PSS_SHA256),
+    );
+    let pinned = jwt(
+        &json!({"alg": "PS256", "kid": "r2"}),
+        &claims,
+        sign(&RSA_PSS_SHA256),
+    );
+    let jwk =
+        |kid: &str| json!({"kty": "RSA", "kid": kid, "n": b64(&public.n), "e": b64(&public.e)});
+    let mut rs256_only = jwk("r2");
+    rs256_only["alg"] = json!("RS256");
+    let server = token_server(vec![rs256, ps256, pinned]).await;
+    let jwks = jwks_server(vec![vec![jwk("r1"), rs256_only]]).await;
+    let upstream = Upstream::start(middleware(
+        server.url(),
+        json!({"verify": {"jwksURL": jwks.url()}}),
+    ))
+    .await;
+    for (i, status) in [200, 200, 502].into_iter().enumerate() {
+        let echo = upstream.get_as(&format!("app-{i}"), "secret").await;
+        assert_eq!(echo.status, status, "token {i}: {echo:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_too_large_or_never_answering_is_502() {
+    let key = TestKey::new("k1");
+    let server = token_server(vec![key.token(&claims())]).await;
+    let huge = format!(
+        r#"{{"keys":[{}],"padding":"{}"}}"#,
+        key.jwk(),
+        "x".repeat(300 * 1024)
+    );
+    let too_large = FaultServer::always(Reply::json(200, &huge)).await;
+    let stalled = FaultServer::always(Reply::Stall).await;
+    for jwks in [&too_large, &stalled] {
+        let upstream = Upstream::start(middleware(
+            server.url(),
+            json!({"verify": {"jwksURL": jwks.url()}}),
+        ))
+        .await;
+        let started = std::time::Instant::now();
+        let echo = upstream.get_as("app", "secret").await;
+        assert_eq!(echo.status, 502, "{echo:?}");
+        // Bounded by clientConfig.timeoutSeconds (2 in these tests).
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(upstream.hits(), 0);
+    }
+}
