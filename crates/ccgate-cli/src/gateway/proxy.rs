@@ -2,7 +2,8 @@
 //! over the healthy servers, the next server when one cannot be reached
 //! (no byte written), hop-by-hop headers removed, `X-Forwarded-*` set,
 //! bodies streamed both ways, over the worker's pooled keep-alive
-//! connections ([`super::upstream`]).
+//! connections ([`super::upstream`]), or for a WebSocket handshake over a
+//! connection of its own ([`super::websocket`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use http::{Request, Response, Uri};
 use super::connector::{Connector, Target};
 use super::metrics::{GatewayMetrics, ServerMetrics};
 use super::transport::CallerBody;
-use super::upstream::{RequestBody, SendError, UpstreamBody, UpstreamPool};
+use super::upstream::{RequestBody, SendError, UpstreamBody, UpstreamError, UpstreamPool};
+use super::websocket;
 use crate::config::HealthCheck;
 use crate::edge::hop_by_hop::remove_hop_by_hop;
 
@@ -192,6 +194,31 @@ impl Service {
         *request.version_mut() = http::Version::HTTP_11;
         // Hop-by-hop headers went at the edge, before the middlewares.
         set_forwarded(request.headers_mut(), origin, original_host.as_ref());
+        let host_for = |server: &Server| match &original_host {
+            Some(host) if self.pass_host_header => host.clone(),
+            _ => server.host.clone(),
+        };
+        if let Some(upgrade) = websocket::Upgrade::take(&mut request) {
+            // A WebSocket handshake: one server, on a connection of its own.
+            let Some(server) = self.servers.get(index) else {
+                return Err(Failure::Unreachable);
+            };
+            request.headers_mut().insert(header::HOST, host_for(server));
+            let sent = Instant::now();
+            // Boxed: this rare path's future (a connect) would grow every
+            // request's, which hyper moves once per request.
+            return match Box::pin(upgrade.forward(&server.target, request)).await {
+                Ok(mut response) => {
+                    server
+                        .metrics
+                        .answered(response.status().as_u16(), sent.elapsed());
+                    remove_hop_by_hop(response.headers_mut());
+                    websocket::restore_switch(&mut response);
+                    Ok(response)
+                }
+                Err(error) => Err(self.failed(server, &error)),
+            };
+        }
         let mut request = request.map(RequestBody::Caller);
         // Servers passed over; allocated only on a failover.
         let mut tried = Vec::new();
@@ -199,20 +226,21 @@ impl Service {
             let Some(server) = self.servers.get(index) else {
                 return Err(Failure::Unreachable);
             };
-            let host = match &original_host {
-                Some(host) if self.pass_host_header => host.clone(),
-                _ => server.host.clone(),
-            };
-            request.headers_mut().insert(header::HOST, host);
+            request.headers_mut().insert(header::HOST, host_for(server));
             let sent = Instant::now();
             match upstream.try_send(&server.target, request).await {
-                Ok(mut response) => {
-                    server
-                        .metrics
-                        .answered(response.status().as_u16(), sent.elapsed());
-                    remove_hop_by_hop(response.headers_mut());
-                    return Ok(response);
-                }
+                // A 101 to a request that asked for no upgrade: 502.
+                Ok(response) => match websocket::refuse_unasked(response) {
+                    Ok(mut response) => {
+                        server
+                            .metrics
+                            .answered(response.status().as_u16(), sent.elapsed());
+                        remove_hop_by_hop(response.headers_mut());
+                        websocket::restore_switch(&mut response);
+                        return Ok(response);
+                    }
+                    Err(error) => return Err(self.failed(server, &error)),
+                },
                 Err(SendError {
                     error,
                     unsent: Some(unsent),
@@ -227,17 +255,23 @@ impl Service {
                     (turn, index) = (next_turn, next);
                     request = unsent;
                 }
-                Err(SendError { error, .. }) if error.is_timeout() => {
-                    server.metrics.failed(504);
-                    tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream timed out");
-                    return Err(Failure::Timeout);
-                }
-                Err(SendError { error, .. }) => {
-                    server.metrics.failed(502);
-                    tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream failed");
-                    return Err(Failure::Unreachable);
-                }
+                Err(SendError { error, .. }) => return Err(self.failed(server, &error)),
             }
+        }
+    }
+
+    /// `error` from `server`, logged and counted: 504 for a response
+    /// head too late, else 502.
+    fn failed(&self, server: &Server, error: &UpstreamError) -> Failure {
+        let server_name = &server.target.key.authority;
+        if error.is_timeout() {
+            server.metrics.failed(504);
+            tracing::warn!(service = %self.name, server = %server_name, error = %error, "upstream timed out");
+            Failure::Timeout
+        } else {
+            server.metrics.failed(502);
+            tracing::warn!(service = %self.name, server = %server_name, error = %error, "upstream unreachable");
+            Failure::Unreachable
         }
     }
 
