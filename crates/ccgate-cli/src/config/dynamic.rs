@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, Origin, join};
+use super::health_check::{self, RawHealthCheck};
 use super::model::{Middleware, Router, Service};
 use super::secrets::Secrets;
 use crate::rule::Rule;
@@ -82,12 +83,15 @@ struct RawLoadBalancer {
     servers: Vec<RawServer>,
     pass_host_header: Option<bool>,
     servers_transport: Option<String>,
+    #[serde(default, deserialize_with = "fields::section")]
+    health_check: Option<RawHealthCheck>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
     url: String,
+    weight: Option<Value>,
 }
 
 /// Something defined under a name: where, and what.
@@ -264,8 +268,34 @@ fn service(raw: RawService, origin: &Origin, path: &str) -> Result<Service, Conf
             })
         })
         .collect::<Result<_, _>>()?;
+    let weights: Vec<u32> = balancer
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(index, server)| {
+            let at = format!("{path}.loadBalancer.servers[{index}].weight");
+            health_check::weight(server.weight.as_ref(), origin, &at)
+        })
+        .collect::<Result<_, _>>()?;
+    if weights.iter().all(|w| *w == 0) {
+        let at = format!("{path}.loadBalancer.servers");
+        return Err(origin.error(
+            &at,
+            "every server has weight 0: at least one must be above 0",
+        ));
+    }
+    let health_check = match balancer.health_check {
+        Some(raw) => Some(health_check::read(
+            raw,
+            origin,
+            &format!("{path}.loadBalancer"),
+        )?),
+        None => None,
+    };
     Ok(Service {
         servers,
+        weights,
+        health_check,
         pass_host_header: balancer.pass_host_header.unwrap_or(true),
         servers_transport: balancer.servers_transport,
     })
@@ -297,9 +327,12 @@ fn server_url(text: &str) -> Result<http::Uri, String> {
         return Err(format!("{text:?} has no host: {expected}"));
     }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(format!(
-            "{text:?}: credentials in a server URL are not supported"
-        ));
+        // Not quoted: the user information may be a password.
+        return Err(
+            "credentials (user:password@) in a server URL are not supported; the URL is not \
+             shown"
+                .to_owned(),
+        );
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(format!(
@@ -458,6 +491,22 @@ mod tests {
             (
                 json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "http://up/api"}]}}}}}),
                 "a path or query in a server URL is not supported",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "http://up", "weight": -2}]}}}}}),
+                "d.yaml: http.services.s.loadBalancer.servers[0].weight: must be a whole number from 0 to 1000, not -2",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "http://up", "weight": 0}]}}}}}),
+                "d.yaml: http.services.s.loadBalancer.servers: every server has weight 0",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "http://up"}], "healthCheck": {"path": "/h", "mode": "tcp"}}}}}}),
+                "d.yaml: http.services.s.loadBalancer.healthCheck.mode: unknown mode \"tcp\": expected http or grpc",
+            ),
+            (
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "http://up"}], "healthcheck": {"path": "/h", "intervl": 1}}}}}}),
+                "d.yaml: http.services.s.loadBalancer.healthCheck.intervl: unknown field",
             ),
             (
                 json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "http://up"}], "passHostHeader": "no"}}}}}),

@@ -42,6 +42,7 @@
 mod dynamic;
 mod edge;
 mod error;
+mod health_check;
 mod kubernetes;
 mod model;
 mod references;
@@ -57,8 +58,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) use error::ConfigError;
+pub(crate) use health_check::{HealthCheck, Mode as HealthCheckMode};
 pub(crate) use model::{
-    AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, TlsFiles,
+    AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, Service, TlsFiles,
 };
 pub(crate) use servers_transport::ServersTransport;
 pub(crate) use summary::Summary;

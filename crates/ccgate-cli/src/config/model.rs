@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ccgate::options::Options;
 
+use super::health_check::HealthCheck;
 use super::servers_transport::ServersTransport;
 use super::transport::Transport;
 use crate::edge::EdgeRules;
@@ -143,6 +144,11 @@ pub(crate) struct Middleware {
 pub(crate) struct Service {
     /// `loadBalancer.servers[].url`, each an absolute http or https URL.
     pub(crate) servers: Vec<http::Uri>,
+    /// `loadBalancer.servers[].weight`, one per server (default 1; 0:
+    /// never picked).
+    pub(crate) weights: Vec<u32>,
+    /// `loadBalancer.healthCheck`.
+    pub(crate) health_check: Option<HealthCheck>,
     /// `loadBalancer.passHostHeader`, default true.
     pub(crate) pass_host_header: bool,
     /// `loadBalancer.serversTransport`, by name (an `@file` suffix

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use ccgate::options::{AuthMethod, Options};
 
+use super::health_check::{HealthCheck, Mode as HealthCheckMode};
 use super::model::{Config, LogFormat, Middleware, Router, Service};
 use super::servers_transport::ServersTransport;
 
@@ -149,11 +150,61 @@ fn router(out: &mut String, router: &Router) {
 }
 
 fn service(out: &mut String, service: &Service) {
-    let servers: Vec<String> = service.servers.iter().map(ToString::to_string).collect();
+    let servers: Vec<String> = service
+        .servers
+        .iter()
+        .zip(&service.weights)
+        .map(|(server, weight)| match weight {
+            1 => server.to_string(),
+            0 => format!("{server} (weight 0: never picked)"),
+            _ => format!("{server} (weight {weight})"),
+        })
+        .collect();
     let _ = writeln!(out, "servers: {}", servers.join(", "));
     let _ = writeln!(out, "passHostHeader: {}", service.pass_host_header);
     if let Some(transport) = &service.servers_transport {
         let _ = writeln!(out, "serversTransport: {transport}");
+    }
+    if let Some(check) = &service.health_check {
+        health_check(out, check);
+    }
+}
+
+/// A health check; header values are `<redacted>` (they may be
+/// credentials).
+fn health_check(out: &mut String, check: &HealthCheck) {
+    let mode = match check.mode {
+        HealthCheckMode::Http => "http",
+        HealthCheckMode::Grpc => "grpc",
+    };
+    let mut line = match check.mode {
+        HealthCheckMode::Http => format!("healthCheck: {mode} {} {}", check.method, check.path),
+        HealthCheckMode::Grpc => format!("healthCheck: {mode} grpc.health.v1.Health/Check"),
+    };
+    let _ = write!(
+        line,
+        ", every {:?}, timeout {:?}",
+        check.interval, check.timeout
+    );
+    if let Some(scheme) = &check.scheme {
+        let _ = write!(line, ", scheme {scheme}");
+    }
+    if let Some(port) = check.port {
+        let _ = write!(line, ", port {port}");
+    }
+    if let Some(host) = check.hostname.as_ref().and_then(|h| h.to_str().ok()) {
+        let _ = write!(line, ", Host {host}");
+    }
+    match check.status {
+        Some(status) => {
+            let _ = write!(line, ", passes on {status}");
+        }
+        None if check.mode == HealthCheckMode::Http => line.push_str(", passes on 2xx/3xx"),
+        None => line.push_str(", passes on SERVING"),
+    }
+    let _ = writeln!(out, "{line}");
+    for (name, _) in &check.headers {
+        let _ = writeln!(out, "healthCheck.headers.{name}: <redacted>");
     }
 }
 
@@ -463,9 +514,28 @@ mod tests {
             service: "backend".to_owned(),
         };
         let service = Service {
-            servers: vec!["http://127.0.0.1:9500".parse().unwrap()],
+            servers: vec![
+                "http://127.0.0.1:9500".parse().unwrap(),
+                "http://127.0.0.1:9501".parse().unwrap(),
+            ],
+            weights: vec![1, 3],
             pass_host_header: true,
             servers_transport: None,
+            health_check: Some(HealthCheck {
+                mode: HealthCheckMode::Http,
+                path: http::uri::PathAndQuery::from_static("/health"),
+                interval: std::time::Duration::from_secs(30),
+                timeout: std::time::Duration::from_secs(5),
+                scheme: None,
+                hostname: Some(http::HeaderValue::from_static("health.internal")),
+                port: Some(8080),
+                headers: vec![(
+                    http::HeaderName::from_static("authorization"),
+                    http::HeaderValue::from_static("Bearer hunter2-client-secret"),
+                )],
+                method: http::Method::GET,
+                status: None,
+            }),
         };
         let entry_point = EntryPoint {
             address: "0.0.0.0:8443".parse().unwrap(),
@@ -512,7 +582,8 @@ mod tests {
             "    verify.issuer: https://idp.example.com/",
             "    store.keyPrefix: cc:",
             "    store.secret: <redacted>",
-            "    servers: http://127.0.0.1:9500/\n    passHostHeader: true",
+            "    servers: http://127.0.0.1:9500/, http://127.0.0.1:9501/ (weight 3)\n    passHostHeader: true",
+            "    healthCheck: http GET /health, every 30s, timeout 5s, port 8080, Host health.internal, passes on 2xx/3xx\n    healthCheck.headers.authorization: <redacted>",
         ] {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");
         }

@@ -67,7 +67,7 @@ pub(crate) struct Connector {
     /// `serverName`, for SNI and verification.
     server_name: Option<ServerName<'static>>,
     /// Set when an `https` server uses this transport.
-    tls: Option<Arc<ClientConfig>>,
+    pub(crate) tls: Option<Arc<ClientConfig>>,
 }
 
 impl Connector {
@@ -160,7 +160,7 @@ pub(crate) struct Target {
     pub(crate) key: Key,
     pub(crate) connector: Arc<Connector>,
     /// The TLS server name, for an `https` server.
-    server_name: Option<ServerName<'static>>,
+    pub(crate) server_name: Option<ServerName<'static>>,
 }
 
 impl Target {

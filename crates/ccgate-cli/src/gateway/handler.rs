@@ -260,6 +260,11 @@ impl Gateway {
                         "gateway timeout: the upstream server did not answer in time\n",
                         grpc,
                     ),
+                    Err(Failure::NoHealthyServer) => own(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "service unavailable: no healthy upstream server\n",
+                        grpc,
+                    ),
                 }
             }
         };

@@ -16,6 +16,7 @@ mod access_log;
 mod connector;
 mod error;
 mod handler;
+mod health;
 mod listener;
 mod metrics;
 mod proxy;
@@ -69,6 +70,7 @@ pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
     init_logging(&config);
     let metrics = Arc::new(GatewayMetrics::new());
     let routing = Routing::compile(&config, &metrics)?;
+    routing.start_health_checks();
     let access_log = match &config.access_log {
         Some(log) => Some(
             AccessLog::open(

@@ -1,50 +1,81 @@
-//! The reverse proxy to a service's servers: round robin, hop-by-hop
-//! headers removed, `X-Forwarded-*` set, bodies streamed both ways, over
-//! the worker's pooled keep-alive connections ([`super::upstream`]), or
-//! for a WebSocket handshake over a connection of its own
-//! ([`super::websocket`]).
+//! The reverse proxy to a service's servers: smooth weighted round robin
+//! over the healthy servers, the next server when one cannot be reached
+//! (no byte written), hop-by-hop headers removed, `X-Forwarded-*` set,
+//! bodies streamed both ways, over the worker's pooled keep-alive
+//! connections ([`super::upstream`]), or for a WebSocket handshake over a
+//! connection of its own ([`super::websocket`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 
 use super::connector::{Connector, Target};
+use super::metrics::{GatewayMetrics, ServerMetrics};
 use super::transport::CallerBody;
-use super::upstream::{RequestBody, UpstreamBody, UpstreamPool};
+use super::upstream::{RequestBody, SendError, UpstreamBody, UpstreamError, UpstreamPool};
 use super::websocket;
+use crate::config::HealthCheck;
 use crate::edge::hop_by_hop::remove_hop_by_hop;
 
-/// A service: its servers, taken in turn.
+/// A service: its servers, their weights laid out as a rotation, and
+/// their health.
 #[derive(Debug)]
 pub(crate) struct Service {
     name: String,
-    servers: Vec<Server>,
+    servers: Box<[Server]>,
+    /// Indexes into `servers`, in smooth weighted round robin order (as
+    /// nginx's), laid out once per configuration: a pick is one atomic
+    /// increment.
+    rotation: Box<[u32]>,
     next: AtomicUsize,
     pass_host_header: bool,
+    health_check: Option<HealthCheck>,
 }
 
 /// One of a service's servers.
 #[derive(Debug)]
-struct Server {
+pub(crate) struct Server {
     /// How the pool reaches it (authority, scheme, transport).
-    target: Target,
+    pub(crate) target: Target,
     /// `Host` for this server when the caller's is not passed on.
     host: HeaderValue,
+    /// `scheme://authority` as configured: the metrics' and logs' label.
+    pub(crate) url: String,
+    /// The URL as configured, for the health checks.
+    pub(crate) uri: Uri,
+    /// Set by the health check; true until a check fails.
+    healthy: AtomicBool,
+    pub(crate) metrics: ServerMetrics,
 }
 
-/// Why a request got no answer from the service: the caller gets 502 or
-/// 504; the detail went to the log.
+impl Server {
+    /// Whether the server is in the rotation.
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Records a health check's verdict; returns the previous one.
+    pub(crate) fn set_healthy(&self, healthy: bool) -> bool {
+        self.metrics.set_up(healthy);
+        self.healthy.swap(healthy, Ordering::Relaxed)
+    }
+}
+
+/// Why a request got no answer from the service: the caller gets 502,
+/// 503 or 504; the detail went to the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
-    /// No server to send to, or it could not be reached (TCP, TLS) or the
-    /// exchange failed: 502.
+    /// No server could be reached (TCP, TLS) or the exchange failed: 502.
     Unreachable,
     /// No response head within `responseHeaderTimeout`: 504.
     Timeout,
+    /// Every server is out of the rotation (failed health checks): 503.
+    NoHealthyServer,
 }
 
 /// Where the request came from, for `X-Forwarded-*` and `X-Real-Ip`.
@@ -75,29 +106,51 @@ impl Origin {
 }
 
 impl Service {
-    /// A service over `servers` (absolute `http` or `https` URLs, checked
-    /// at load), reached through `connector`.
+    /// The service `name` of the configuration (servers: absolute `http`
+    /// or `https` URLs, checked at load), reached through `connector`,
+    /// counting into `metrics`. Servers of weight 0 are left out. A
+    /// server that `previous` (the service of the configuration before a
+    /// reload) had with the same health check keeps its health.
     pub(crate) fn new(
         name: &str,
-        servers: &[Uri],
-        pass_host_header: bool,
+        config: &crate::config::Service,
         connector: &Arc<Connector>,
+        metrics: &GatewayMetrics,
+        previous: Option<&Self>,
     ) -> Self {
-        let servers = servers
+        let same_check = previous.is_some_and(|p| p.health_check == config.health_check);
+        let (servers, weights): (Vec<Server>, Vec<u32>) = config
+            .servers
             .iter()
-            .filter_map(|uri| {
+            .zip(&config.weights)
+            .filter(|(_, weight)| **weight > 0)
+            .filter_map(|(uri, weight)| {
                 let authority: &Authority = uri.authority()?;
-                Some(Server {
+                let url = format!("{}://{authority}", uri.scheme_str().unwrap_or("http"));
+                let healthy = previous
+                    .filter(|_| same_check)
+                    .and_then(|p| p.servers.iter().find(|s| s.url == url))
+                    .is_none_or(Server::is_healthy);
+                let metrics = metrics.server(name, &url);
+                metrics.set_up(healthy);
+                let server = Server {
                     host: HeaderValue::from_str(authority.as_str()).ok()?,
                     target: connector.target(uri)?,
-                })
+                    uri: uri.clone(),
+                    url,
+                    healthy: AtomicBool::new(healthy),
+                    metrics,
+                };
+                Some((server, *weight))
             })
-            .collect();
+            .unzip();
         Self {
             name: name.to_owned(),
-            servers,
+            rotation: rotation(&weights),
+            servers: servers.into_boxed_slice(),
             next: AtomicUsize::new(0),
-            pass_host_header,
+            pass_host_header: config.pass_host_header,
+            health_check: config.health_check.clone(),
         }
     }
 
@@ -106,16 +159,30 @@ impl Service {
         &self.name
     }
 
-    /// Sends `request` to the next server and returns its response, or
-    /// why there is none (the caller answers 502 or 504; the reason is
-    /// logged here, never sent).
+    /// Its servers in the rotation (weight above 0).
+    pub(crate) fn servers(&self) -> &[Server] {
+        &self.servers
+    }
+
+    /// `loadBalancer.healthCheck`.
+    pub(crate) fn health_check(&self) -> Option<&HealthCheck> {
+        self.health_check.as_ref()
+    }
+
+    /// Sends `request` to the next healthy server and returns its
+    /// response, or why there is none (the caller answers 502, 503 or
+    /// 504; the reason is logged here, never sent). A server that cannot
+    /// be reached before any byte of the request is written to it (TCP
+    /// refused, dial timeout, TLS failure) is passed over for the next
+    /// healthy one, each server tried at most once: the request is then
+    /// answered as the last failure says.
     pub(crate) async fn forward(
         &self,
         upstream: &Arc<UpstreamPool>,
         mut request: Request<CallerBody>,
         origin: &Origin,
     ) -> Result<Response<UpstreamBody>, Failure> {
-        let server = self.pick().ok_or(Failure::Unreachable)?;
+        let (mut turn, mut index) = self.pick().ok_or(Failure::NoHealthyServer)?;
         let original_host = original_host(&request);
         // Origin form (`/path?query`), the parsed path and query kept.
         let path_and_query = std::mem::take(request.uri_mut())
@@ -126,46 +193,137 @@ impl Service {
         // The upstream connection is HTTP/1.1 whatever the caller spoke.
         *request.version_mut() = http::Version::HTTP_11;
         // Hop-by-hop headers went at the edge, before the middlewares.
-        let headers = request.headers_mut();
-        set_forwarded(headers, origin, original_host.as_ref());
-        let host = match original_host {
-            Some(host) if self.pass_host_header => host,
+        set_forwarded(request.headers_mut(), origin, original_host.as_ref());
+        let host_for = |server: &Server| match &original_host {
+            Some(host) if self.pass_host_header => host.clone(),
             _ => server.host.clone(),
         };
-        headers.insert(header::HOST, host);
-        let sent = match websocket::Upgrade::take(&mut request) {
+        if let Some(upgrade) = websocket::Upgrade::take(&mut request) {
+            // A WebSocket handshake: one server, on a connection of its own.
+            let Some(server) = self.servers.get(index) else {
+                return Err(Failure::Unreachable);
+            };
+            request.headers_mut().insert(header::HOST, host_for(server));
+            let sent = Instant::now();
             // Boxed: this rare path's future (a connect) would grow every
             // request's, which hyper moves once per request.
-            Some(upgrade) => Box::pin(upgrade.forward(&server.target, request)).await,
-            None => upstream
-                .send(&server.target, request.map(RequestBody::Caller))
-                .await
-                .and_then(websocket::refuse_unasked),
-        };
-        match sent {
-            Ok(mut response) => {
-                remove_hop_by_hop(response.headers_mut());
-                websocket::restore_switch(&mut response);
-                Ok(response)
-            }
-            Err(error) if error.is_timeout() => {
-                tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream timed out");
-                Err(Failure::Timeout)
-            }
-            Err(error) => {
-                tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream unreachable");
-                Err(Failure::Unreachable)
+            return match Box::pin(upgrade.forward(&server.target, request)).await {
+                Ok(mut response) => {
+                    server
+                        .metrics
+                        .answered(response.status().as_u16(), sent.elapsed());
+                    remove_hop_by_hop(response.headers_mut());
+                    websocket::restore_switch(&mut response);
+                    Ok(response)
+                }
+                Err(error) => Err(self.failed(server, &error)),
+            };
+        }
+        let mut request = request.map(RequestBody::Caller);
+        // Servers passed over; allocated only on a failover.
+        let mut tried = Vec::new();
+        loop {
+            let Some(server) = self.servers.get(index) else {
+                return Err(Failure::Unreachable);
+            };
+            request.headers_mut().insert(header::HOST, host_for(server));
+            let sent = Instant::now();
+            match upstream.try_send(&server.target, request).await {
+                // A 101 to a request that asked for no upgrade: 502.
+                Ok(response) => match websocket::refuse_unasked(response) {
+                    Ok(mut response) => {
+                        server
+                            .metrics
+                            .answered(response.status().as_u16(), sent.elapsed());
+                        remove_hop_by_hop(response.headers_mut());
+                        websocket::restore_switch(&mut response);
+                        return Ok(response);
+                    }
+                    Err(error) => return Err(self.failed(server, &error)),
+                },
+                Err(SendError {
+                    error,
+                    unsent: Some(unsent),
+                }) => {
+                    server.metrics.failed(502);
+                    tried.push(index);
+                    let Some((next_turn, next)) = self.scan(turn + 1, &tried) else {
+                        tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream unreachable");
+                        return Err(Failure::Unreachable);
+                    };
+                    tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream unreachable; trying the next server");
+                    (turn, index) = (next_turn, next);
+                    request = unsent;
+                }
+                Err(SendError { error, .. }) => return Err(self.failed(server, &error)),
             }
         }
     }
 
-    fn pick(&self) -> Option<&Server> {
-        if self.servers.is_empty() {
+    /// `error` from `server`, logged and counted: 504 for a response
+    /// head too late, else 502.
+    fn failed(&self, server: &Server, error: &UpstreamError) -> Failure {
+        let server_name = &server.target.key.authority;
+        if error.is_timeout() {
+            server.metrics.failed(504);
+            tracing::warn!(service = %self.name, server = %server_name, error = %error, "upstream timed out");
+            Failure::Timeout
+        } else {
+            server.metrics.failed(502);
+            tracing::warn!(service = %self.name, server = %server_name, error = %error, "upstream unreachable");
+            Failure::Unreachable
+        }
+    }
+
+    /// The next turn of the rotation that a healthy server has: the
+    /// turn and the server. A server out of the rotation gives its turns
+    /// to the next healthy ones.
+    fn pick(&self) -> Option<(usize, usize)> {
+        let len = self.rotation.len();
+        if len == 0 {
             return None;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.servers.len();
-        self.servers.get(i)
+        self.scan(self.next.fetch_add(1, Ordering::Relaxed) % len, &[])
     }
+
+    /// From turn `start` on, the first turn of a healthy server not in
+    /// `tried` (a failover takes no new turn: the next request's pick is
+    /// not skewed by it).
+    fn scan(&self, start: usize, tried: &[usize]) -> Option<(usize, usize)> {
+        let len = self.rotation.len();
+        (0..len)
+            .map(|k| (start + k) % len)
+            .map(|turn| (turn, self.rotation[turn] as usize))
+            .find(|&(_, i)| self.servers[i].is_healthy() && !tried.contains(&i))
+    }
+}
+
+/// Smooth weighted round robin (nginx's `ngx_http_upstream_get_peer`), laid
+/// out for one full cycle: each turn every server gains its weight, the
+/// one with the most credit is picked and pays the total. Weights are
+/// divided by their greatest common divisor first, so the cycle is as
+/// short as it can be (at most the sum of the weights, each ≤ 1000).
+fn rotation(weights: &[u32]) -> Box<[u32]> {
+    fn gcd(a: u32, b: u32) -> u32 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let divisor = weights.iter().copied().fold(0, gcd).max(1);
+    let weights: Vec<i64> = weights.iter().map(|w| i64::from(w / divisor)).collect();
+    let total: i64 = weights.iter().sum();
+    let mut credit = vec![0_i64; weights.len()];
+    (0..total)
+        .filter_map(|_| {
+            for (credit, weight) in credit.iter_mut().zip(&weights) {
+                *credit += weight;
+            }
+            let (best, _) = credit
+                .iter()
+                .enumerate()
+                .max_by(|(i, a), (j, b)| a.cmp(b).then(j.cmp(i)))?;
+            credit[best] -= total;
+            u32::try_from(best).ok()
+        })
+        .collect()
 }
 
 /// The host the caller asked for: the request target's authority (HTTP/2,
@@ -231,22 +389,80 @@ mod tests {
         assert_eq!(headers["x-forwarded-host"], "api.example.com");
     }
 
-    #[test]
-    fn servers_are_taken_in_turn() {
-        let servers: Vec<Uri> = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+    fn service(yaml_servers: &str) -> Service {
+        let config = crate::gateway::testing::config(&format!(
+            "entryPoints:\n  web: {{address: '127.0.0.1:1'}}\n\
+             http:\n  services:\n    s: {{loadBalancer: {{servers: [{yaml_servers}]}}}}\n"
+        ));
         let connector = Arc::new(
             Connector::new(&crate::config::ServersTransport::default(), false, true).unwrap(),
         );
-        let service = Service::new("s", &servers, true, &connector);
-        let picks: Vec<String> = (0..4)
-            .map(|_| service.pick().unwrap().target.key.authority.to_string())
-            .collect();
-        assert_eq!(
-            picks,
-            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"]
+        let metrics = GatewayMetrics::new();
+        Service::new("s", &config.http.services["s"], &connector, &metrics, None)
+    }
+
+    fn picks(service: &Service, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let (_, i) = service.pick().expect("a server");
+                service.servers[i]
+                    .target
+                    .key
+                    .authority
+                    .port()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn servers_are_taken_in_turn() {
+        let service = service("{url: 'http://127.0.0.1:1'}, {url: 'http://127.0.0.1:2'}");
+        assert_eq!(picks(&service, 4), ["1", "2", "1", "2"]);
+    }
+
+    #[test]
+    fn weights_are_smooth_as_nginx_does_them() {
+        // nginx's documented example: weights 5, 1, 1 give a a b a c a a.
+        assert_eq!(*rotation(&[5, 1, 1]), [0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(*rotation(&[3, 1]), [0, 0, 1, 0]);
+        // Divided by the common divisor: a cycle of 4, not 400.
+        assert_eq!(*rotation(&[300, 100]), [0, 0, 1, 0]);
+        assert_eq!(rotation(&[1000, 999, 1]).len(), 2000);
+        let service = service(
+            "{url: 'http://127.0.0.1:1', weight: 3}, {url: 'http://127.0.0.1:2'}, \
+             {url: 'http://127.0.0.1:3', weight: 0}",
         );
+        assert_eq!(
+            service.servers().len(),
+            2,
+            "weight 0 is out of the rotation"
+        );
+        assert_eq!(picks(&service, 8), ["1", "1", "2", "1", "1", "1", "2", "1"]);
+    }
+
+    #[test]
+    fn unhealthy_servers_are_passed_over() {
+        let service = service(
+            "{url: 'http://127.0.0.1:1'}, {url: 'http://127.0.0.1:2'}, {url: 'http://127.0.0.1:3'}",
+        );
+        service.servers[1].set_healthy(false);
+        assert_eq!(picks(&service, 4), ["1", "3", "3", "1"]);
+        assert_eq!(
+            service.scan(0, &[0, 2]),
+            None,
+            "tried servers are not picked again"
+        );
+        assert_eq!(
+            service.scan(1, &[0]),
+            Some((2, 2)),
+            "the turn after 1 is 2's"
+        );
+        service.servers[0].set_healthy(false);
+        service.servers[2].set_healthy(false);
+        assert_eq!(service.pick(), None);
+        service.servers[1].set_healthy(true);
+        assert_eq!(picks(&service, 2), ["2", "2"]);
     }
 }

@@ -115,7 +115,10 @@ fn reload(main: &Path, gateway: &Gateway, metrics: &GatewayMetrics, started_with
     let current = gateway.routing.load();
     match Routing::compile_reusing(&config, metrics, &current) {
         Ok(routing) => {
-            gateway.routing.store(Arc::new(routing));
+            routing.start_health_checks();
+            let routing = Arc::new(routing);
+            gateway.routing.store(Arc::clone(&routing));
+            current.retire(&routing, metrics);
             tracing::info!("configuration reloaded");
         }
         Err(error) => {

@@ -3,12 +3,13 @@
 //! Built once per configuration and swapped whole on reload.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::request::Parts;
 
 use super::StartError;
 use super::connector::Connector;
+use super::health;
 use super::metrics::{GatewayMetrics, StatusCounters};
 use super::proxy::Service;
 use crate::config::{Config, FORWARD_AUTH_SERVICE, ServersTransport};
@@ -19,6 +20,10 @@ use crate::rule::Rule;
 pub(crate) struct Routing {
     by_entry_point: HashMap<String, Vec<Arc<Route>>>,
     middlewares: HashMap<String, ccgate::Middleware>,
+    services: HashMap<String, Arc<Service>>,
+    /// The services' health checkers, once started; stopped when taken
+    /// out or dropped.
+    checkers: Mutex<Vec<health::Checker>>,
 }
 
 /// A compiled router.
@@ -90,19 +95,21 @@ impl Routing {
             middlewares.insert(name.clone(), built);
         }
         let connectors = connectors(config)?;
-        let services: HashMap<&str, Arc<Service>> = config
+        let services: HashMap<String, Arc<Service>> = config
             .http
             .services
             .iter()
             .map(|(name, service)| {
                 let connector = &connectors[service.servers_transport.as_deref().unwrap_or("")];
+                let before = previous.and_then(|p| p.services.get(name));
                 (
-                    name.as_str(),
+                    name.clone(),
                     Arc::new(Service::new(
                         name,
-                        &service.servers,
-                        service.pass_host_header,
+                        service,
                         connector,
+                        metrics,
+                        before.map(AsRef::as_ref),
                     )),
                 )
             })
@@ -114,7 +121,7 @@ impl Routing {
             } else {
                 let service =
                     services
-                        .get(router.service.as_str())
+                        .get(&router.service)
                         .ok_or_else(|| StartError::Reference {
                             router: name.clone(),
                             field: "service",
@@ -170,7 +177,37 @@ impl Routing {
         Ok(Self {
             by_entry_point,
             middlewares,
+            services,
+            checkers: Mutex::default(),
         })
+    }
+
+    /// Starts one health checker per service that has a `healthCheck`, in
+    /// the current runtime (not per worker).
+    pub(crate) fn start_health_checks(&self) {
+        let started: Vec<health::Checker> =
+            self.services.values().filter_map(health::start).collect();
+        self.checkers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(started);
+    }
+
+    /// After `next` replaced this configuration: stops its health checkers
+    /// and drops the health gauges of servers that `next` no longer has.
+    pub(crate) fn retire(&self, next: &Self, metrics: &GatewayMetrics) {
+        self.checkers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+        for (name, service) in &self.services {
+            let kept = next.services.get(name);
+            for server in service.servers() {
+                if !kept.is_some_and(|k| k.servers().iter().any(|s| s.url == server.url)) {
+                    metrics.forget_server(name, &server.url);
+                }
+            }
+        }
     }
 
     /// The first router of `entry_point` whose rule matches.
@@ -201,10 +238,14 @@ fn connectors(config: &Config) -> Result<HashMap<&str, Arc<Connector>>, StartErr
         transport.warn_if_insecure();
         let https = config.http.services.values().any(|service| {
             service.servers_transport.as_deref().unwrap_or("") == name
-                && service
+                && (service
                     .servers
                     .iter()
                     .any(|uri| uri.scheme_str() == Some("https"))
+                    || service
+                        .health_check
+                        .as_ref()
+                        .is_some_and(|check| check.scheme.as_deref() == Some("https")))
         });
         let connector = Connector::new(transport, https, name.is_empty()).map_err(|reason| {
             StartError::UpstreamTls {
@@ -300,5 +341,38 @@ mod tests {
         assert_eq!(routed(&routing, "admin", "/x"), None);
         assert_eq!(routed(&routing, "admin", "/status"), Some("anywhere"));
         assert_eq!(routed(&routing, "nowhere", "/status"), None);
+    }
+
+    #[test]
+    fn a_reload_keeps_a_servers_health_only_under_the_same_check() {
+        let config = |interval: &str| {
+            testing::config(&format!(
+                "entryPoints:\n  web: {{address: '127.0.0.1:1'}}\n\
+                 http:\n  services:\n    s: {{loadBalancer: {{servers: [{{url: 'http://127.0.0.1:1'}}, {{url: 'http://127.0.0.1:2'}}], \
+                 healthCheck: {{path: /h, interval: {interval}}}}}}}\n"
+            ))
+        };
+        let metrics = GatewayMetrics::new();
+        let first = Routing::compile(&config("1s"), &metrics).unwrap();
+        first.services["s"].servers()[1].set_healthy(false);
+        let same = Routing::compile_reusing(&config("1s"), &metrics, &first).unwrap();
+        let health: Vec<bool> = same.services["s"]
+            .servers()
+            .iter()
+            .map(|s| s.is_healthy())
+            .collect();
+        assert_eq!(health, [true, false]);
+        assert!(
+            metrics.encode().contains(
+                r#"ccgate_upstream_server_up{service="s",server="http://127.0.0.1:2"} 0"#
+            )
+        );
+        let changed = Routing::compile_reusing(&config("2s"), &metrics, &same).unwrap();
+        assert!(
+            changed.services["s"]
+                .servers()
+                .iter()
+                .all(|s| s.is_healthy())
+        );
     }
 }

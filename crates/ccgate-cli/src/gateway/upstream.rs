@@ -62,6 +62,23 @@ pub(crate) enum UpstreamError {
     Protocol(&'static str),
 }
 
+/// A request that failed, and the request itself when none of it was
+/// written (so it can go to another server).
+#[derive(Debug)]
+pub(crate) struct SendError<B> {
+    pub(crate) error: UpstreamError,
+    pub(crate) unsent: Option<Request<B>>,
+}
+
+impl<B> SendError<B> {
+    fn written(error: impl Into<UpstreamError>) -> Self {
+        Self {
+            error: error.into(),
+            unsent: None,
+        }
+    }
+}
+
 impl UpstreamError {
     /// Whether the server took too long to answer (504), rather than
     /// could not be reached or failed (502).
@@ -130,32 +147,64 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    /// Sends `request` (origin-form target, `Host` set) to `server` on a
-    /// pooled connection, or a new one.
+    /// [`UpstreamPool::try_send`], the error alone (tests).
     ///
     /// # Errors
     ///
     /// The server cannot be reached (or not within `dialTimeout`), TLS
     /// failed, no response head came within `responseHeaderTimeout`, or
     /// the exchange failed.
+    #[cfg(test)]
     pub(crate) async fn send(
         self: &Arc<Self>,
         server: &Target,
-        mut request: Request<B>,
+        request: Request<B>,
     ) -> Result<Response<UpstreamBody<B>>, UpstreamError> {
+        self.try_send(server, request)
+            .await
+            .map_err(|unsent| unsent.error)
+    }
+
+    /// Sends `request` (origin-form target, `Host` set) to `server` on a
+    /// pooled connection, or a new one. A request of which no byte was
+    /// written (no connection could be opened) comes back with the error,
+    /// for another server.
+    ///
+    /// # Errors
+    ///
+    /// The server cannot be reached (or not within `dialTimeout`), TLS
+    /// failed, no response head came within `responseHeaderTimeout`, or
+    /// the exchange failed.
+    pub(crate) async fn try_send(
+        self: &Arc<Self>,
+        server: &Target,
+        mut request: Request<B>,
+    ) -> Result<Response<UpstreamBody<B>>, SendError<B>> {
         let limits = server.connector.limits;
         let mut replayed = false;
         loop {
             let (mut sender, idle_for) = match self.take(&server.key, limits.idle_timeout) {
                 Some((sender, idle_for)) => (sender, Some(idle_for)),
-                None => (server.connect().await?, None),
+                None => match server.connect().await {
+                    Ok(sender) => (sender, None),
+                    Err(error) => {
+                        return Err(SendError {
+                            error: error.into(),
+                            unsent: Some(request),
+                        });
+                    }
+                },
             };
             let reused = idle_for.is_some();
             if let Err(error) = sender.ready().await {
                 if reused {
                     continue;
                 }
-                return Err(error.into());
+                // A new connection that is not ready: nothing was written.
+                return Err(SendError {
+                    error: error.into(),
+                    unsent: Some(request),
+                });
             }
             let replay = match idle_for {
                 Some(idle) if idle >= self.replayable_after_idle && !replayed => {
@@ -168,7 +217,7 @@ where
                 // Dropping the exchange drops the connection with it.
                 Some(limit) => tokio::time::timeout(limit, sent)
                     .await
-                    .map_err(|_| UpstreamError::ResponseTimeout(limit))?,
+                    .map_err(|_| SendError::written(UpstreamError::ResponseTimeout(limit)))?,
                 None => sent.await,
             };
             match answered {
@@ -193,9 +242,9 @@ where
                             replayed = true;
                             request = Request::from_parts(head, B::default());
                         }
-                        None => return Err(error.into_error().into()),
+                        None => return Err(SendError::written(error.into_error())),
                     },
-                    _ => return Err(error.into_error().into()),
+                    _ => return Err(SendError::written(error.into_error())),
                 },
             }
         }

@@ -119,7 +119,7 @@ impl Upgrade {
     ///
     /// # Errors
     ///
-    /// As [`super::upstream::UpstreamPool::send`], and
+    /// As [`super::upstream::UpstreamPool::try_send`], and
     /// [`UpstreamError::Protocol`] for a `101` to another protocol.
     pub(crate) async fn forward(
         self,

@@ -7,6 +7,7 @@ mod edge_safety;
 mod examples_check;
 mod forward_auth;
 mod gateway_auth;
+mod gateway_health;
 mod gateway_limits;
 mod gateway_ops;
 mod gateway_routing;
