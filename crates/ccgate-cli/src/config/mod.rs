@@ -43,6 +43,7 @@ mod dynamic;
 mod edge;
 mod error;
 mod kubernetes;
+mod kubernetes_crd;
 mod model;
 mod references;
 mod secrets;
@@ -57,6 +58,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) use error::ConfigError;
+pub(crate) use kubernetes::{ApiSecrets, api_middleware};
+pub(crate) use kubernetes_crd::{KubernetesCrd, is_dns_label};
+pub(crate) use references::KUBERNETES_PROVIDER;
 pub(crate) use model::{
     AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, TlsFiles,
 };
@@ -120,6 +124,7 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
         log,
         access_log,
         provider,
+        kubernetes_crd,
         http,
     } = static_config::read(configuration.value, &origin, base)?;
     if let Some(http) = http {
@@ -151,7 +156,26 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
             watch = vec![path.to_owned(), watched];
         }
     }
-    let http = resolve(definitions, &entry_points, base)?;
+    let kubernetes = kubernetes_crd
+        .map(|value| {
+            let shared = [ping.as_deref(), metrics.as_deref()];
+            let read = kubernetes_crd::read(
+                value,
+                &origin,
+                base,
+                &definitions.secrets,
+                &entry_points,
+                &shared,
+            )?;
+            if cfg!(feature = "kubernetes") {
+                Ok(read)
+            } else {
+                let reason = "this ccgate was built without the `kubernetes` feature";
+                Err(origin.error("providers.kubernetesCRD", reason))
+            }
+        })
+        .transpose()?;
+    let http = resolve(definitions, &entry_points, base, kubernetes.is_some())?;
     Ok(Config {
         entry_points,
         ping,
@@ -159,6 +183,7 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
         log,
         access_log,
         watch,
+        kubernetes,
         http,
     })
 }
@@ -170,6 +195,7 @@ fn resolve<E>(
     definitions: Definitions,
     entry_points: &BTreeMap<String, E>,
     base: &Path,
+    kubernetes: bool,
 ) -> Result<Http, ConfigError> {
     let Definitions {
         routers,
@@ -201,7 +227,13 @@ fn resolve<E>(
     let routers = routers
         .into_iter()
         .map(|(name, defined)| {
-            let router = references::check_router(defined, entry_points, &middlewares, &services)?;
+            let router = references::check_router(
+                defined,
+                entry_points,
+                &middlewares,
+                &services,
+                kubernetes,
+            )?;
             Ok((name, router))
         })
         .collect::<Result<_, ConfigError>>()?;
@@ -210,6 +242,7 @@ fn resolve<E>(
         middlewares,
         services,
         servers_transports,
+        kubernetes: BTreeMap::new(),
     })
 }
 

@@ -13,4 +13,6 @@ mod gateway_routing;
 mod gateway_safety;
 mod gateway_transport;
 mod gateway_upstreams;
+#[cfg(feature = "kubernetes")]
+mod kubernetes_provider;
 mod support;
