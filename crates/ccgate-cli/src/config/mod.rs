@@ -60,10 +60,10 @@ use std::path::{Path, PathBuf};
 pub(crate) use error::ConfigError;
 pub(crate) use kubernetes::{ApiSecrets, api_middleware};
 pub(crate) use kubernetes_crd::{KubernetesCrd, is_dns_label};
-pub(crate) use references::KUBERNETES_PROVIDER;
 pub(crate) use model::{
-    AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, TlsFiles,
+    AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, Middleware, TlsFiles,
 };
+pub(crate) use references::KUBERNETES_PROVIDER;
 pub(crate) use servers_transport::ServersTransport;
 pub(crate) use summary::Summary;
 pub(crate) use tls::read_tls;

@@ -94,7 +94,11 @@ struct RawProviders {
     #[serde(default, deserialize_with = "fields::section")]
     file: Option<RawFileProvider>,
     /// `providers.kubernetesCRD`: [`super::kubernetes_crd`].
-    #[serde(default, rename = "kubernetesCRD", deserialize_with = "fields::section")]
+    #[serde(
+        default,
+        rename = "kubernetesCRD",
+        deserialize_with = "fields::section"
+    )]
     kubernetes_crd: Option<Value>,
 }
 
@@ -347,7 +351,12 @@ fn file_provider(
 }
 
 /// `text` as a path, joined to `base` when relative.
-pub(super) fn file_path(text: &str, base: &Path, origin: &Origin, path: &str) -> Result<PathBuf, ConfigError> {
+pub(super) fn file_path(
+    text: &str,
+    base: &Path,
+    origin: &Origin,
+    path: &str,
+) -> Result<PathBuf, ConfigError> {
     if text.is_empty() {
         return Err(origin.error(path, "must not be empty"));
     }
@@ -478,7 +487,7 @@ mod tests {
             ),
             (
                 json!({"entryPoints": web, "providers": {"docker": {}}}),
-                "providers.docker: unknown field (known: file)",
+                "providers.docker: unknown field (known: file, kubernetesCRD)",
             ),
             (
                 json!({"entryPoints": web, "ping": {"entryPoint": "admin"}}),

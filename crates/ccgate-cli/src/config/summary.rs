@@ -101,10 +101,7 @@ impl Display for Summary<'_> {
 }
 
 /// `providers.kubernetesCRD`; the token shows as `<redacted>`.
-fn kubernetes_crd(
-    f: &mut fmt::Formatter<'_>,
-    kubernetes: &super::KubernetesCrd,
-) -> fmt::Result {
+fn kubernetes_crd(f: &mut fmt::Formatter<'_>, kubernetes: &super::KubernetesCrd) -> fmt::Result {
     let namespaces = if kubernetes.namespaces.is_empty() {
         "all".to_owned()
     } else {

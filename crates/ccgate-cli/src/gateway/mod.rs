@@ -39,10 +39,10 @@ use crate::config::{self, Config, LogFormat};
 use access_log::AccessLog;
 pub(crate) use error::StartError;
 pub(crate) use handler::Gateway;
-pub(crate) use metrics::GatewayMetrics;
-pub(crate) use sources::{Discovered, Sources};
 use listener::EntryPoint;
+pub(crate) use metrics::GatewayMetrics;
 use routing::Routing;
+pub(crate) use sources::{Discovered, Sources};
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT:
 /// the longest `transport.lifeCycle.graceTimeOut` of the entry points
@@ -95,7 +95,11 @@ pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
     let watch = !config.watch.is_empty();
     let sources = Arc::new(Sources::new(config.clone(), Arc::clone(&gateway), metrics));
     let _watcher = if watch {
-        Some(reload::watch(path.to_owned(), &config, Arc::clone(&sources))?)
+        Some(reload::watch(
+            path.to_owned(),
+            &config,
+            Arc::clone(&sources),
+        )?)
     } else {
         None
     };

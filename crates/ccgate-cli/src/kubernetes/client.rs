@@ -28,8 +28,9 @@ pub(super) async fn build(settings: &KubernetesCrd) -> Result<Client, String> {
             config.auth_info.token.clone_from(&settings.token);
             config
         }
-        None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => Config::incluster()
-            .map_err(|error| format!("in-cluster configuration: {error}"))?,
+        None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+            Config::incluster().map_err(|error| format!("in-cluster configuration: {error}"))?
+        }
         None => Config::from_kubeconfig(&KubeConfigOptions::default())
             .await
             .map_err(|error| format!("kubeconfig: {error}"))?,

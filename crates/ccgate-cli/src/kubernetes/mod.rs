@@ -131,9 +131,10 @@ async fn installed_groups(client: &Client) -> Result<Vec<ApiResource>, kube::Err
     let mut installed = Vec::new();
     for group in MIDDLEWARE_GROUPS {
         let api_version = format!("{group}/{MIDDLEWARE_VERSION}");
-        let served = listed.groups.iter().any(|g| {
-            g.name == group && g.versions.iter().any(|v| v.version == MIDDLEWARE_VERSION)
-        });
+        let served = listed
+            .groups
+            .iter()
+            .any(|g| g.name == group && g.versions.iter().any(|v| v.version == MIDDLEWARE_VERSION));
         let has_middlewares = served
             && client
                 .list_api_group_resources(&api_version)

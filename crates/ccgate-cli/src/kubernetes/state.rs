@@ -188,10 +188,17 @@ impl State {
                      Middleware {first_namespace}/{first_name}; ignored",
                     MIDDLEWARE_GROUPS[*group]
                 );
-                errors.insert(format!("{ours} {group} {namespace}/{name}"), (namespace, name, error, false));
+                errors.insert(
+                    format!("{ours} {group} {namespace}/{name}"),
+                    (namespace, name, error, false),
+                );
                 continue;
             }
-            let api_version = format!("{}/{}", MIDDLEWARE_GROUPS[*group], super::MIDDLEWARE_VERSION);
+            let api_version = format!(
+                "{}/{}",
+                MIDDLEWARE_GROUPS[*group],
+                super::MIDDLEWARE_VERSION
+            );
             match validate(namespace, name, &api_version, object, &self.secrets, &ours) {
                 Ok(None) => continue,
                 Ok(Some(middleware)) => {
@@ -227,7 +234,10 @@ impl State {
         if let Err(error) = self.sources.set_kubernetes(self.valid.clone()) {
             tracing::error!(%error, "kubernetes provider: the combined configuration does not compile; the running one stays");
         } else {
-            tracing::info!(middlewares = self.valid.len(), "kubernetes provider: configuration applied");
+            tracing::info!(
+                middlewares = self.valid.len(),
+                "kubernetes provider: configuration applied"
+            );
         }
     }
 }

@@ -88,13 +88,23 @@ pub(super) struct Event {
 }
 
 /// A watcher, before it runs.
-#[derive(Debug)]
 pub(super) struct Watcher {
     pub(super) id: usize,
     pub(super) client: Client,
     pub(super) kind: Kind,
     pub(super) scope: Scope,
     pub(super) label_selector: Option<String>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("scope", &self.scope)
+            .field("label_selector", &self.label_selector)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Watcher {

@@ -11,35 +11,43 @@ use serde_json::{Value, json};
 
 use crate::support::echo::Echo;
 use crate::support::fake_kube::{FakeKube, Resource, TRAEFIK_CONTAINO_US, TRAEFIK_IO};
+use crate::support::free_port;
 use crate::support::gateway::{Ccgate, TempDir, collect};
 use crate::support::idp::Idp;
-use crate::support::free_port;
+use crate::support::tls::Pki;
 
 /// The fake's bearer token: never in ccgate's output.
 const TOKEN: &str = "fake-kube-token-hunter2";
 /// The IdP client secrets the Secrets hold: never in ccgate's output.
 const SECRETS: [&str; 2] = ["basic-secret", "tester-secret"];
 
-/// A temporary kubeconfig naming the fake, with `token`.
-fn kubeconfig(dir: &TempDir, fake: &FakeKube, token: &str) -> std::path::PathBuf {
+/// A temporary kubeconfig naming the fake (HTTPS, trusting `pki`'s CA),
+/// with `token`.
+fn kubeconfig(dir: &TempDir, fake: &FakeKube, pki: &Pki, token: &str) -> std::path::PathBuf {
     dir.write(
-        "kubeconfig",
+        &format!("kubeconfig-{token}"),
         &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\n\
              users:\n- name: u\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u}}\n\
              current-context: c\n",
-            fake.url()
+            fake.url(),
+            pki.ca_file().display()
         ),
     )
 }
 
-fn kubectl(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+/// Runs kubectl (without blocking the runtime the fake runs on).
+async fn kubectl(config: &std::path::Path, args: &[&str]) -> std::process::Output {
     let cache = config.with_file_name("kube-cache");
-    std::process::Command::new("kubectl")
+    let run = tokio::process::Command::new("kubectl")
         .env("KUBECONFIG", config)
         .arg(format!("--cache-dir={}", cache.display()))
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("kubectl answers in time")
         .expect("kubectl runs (it is installed by scripts/install-test-deps)")
 }
 
@@ -68,45 +76,121 @@ fn spec(idp: &str, extra: Value) -> Value {
 
 #[tokio::test]
 async fn the_fake_api_server_answers_kubectl() {
-    let fake = FakeKube::start(TOKEN, &[TRAEFIK_IO, TRAEFIK_CONTAINO_US]).await;
-    fake.apply_middleware(TRAEFIK_IO, "apps", "cc", json!({"team": "a"}), json!({"plugin": {}}));
-    fake.apply_middleware(TRAEFIK_IO, "other", "elsewhere", json!({}), json!({"plugin": {}}));
-    fake.apply_middleware(TRAEFIK_CONTAINO_US, "apps", "old", json!({}), json!({"plugin": {}}));
+    let pki = Pki::new();
+    let fake = FakeKube::start_tls(TOKEN, &[TRAEFIK_IO, TRAEFIK_CONTAINO_US], &pki).await;
+    fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "cc",
+        json!({"team": "a"}),
+        json!({"plugin": {}}),
+    );
+    fake.apply_middleware(
+        TRAEFIK_IO,
+        "other",
+        "elsewhere",
+        json!({}),
+        json!({"plugin": {}}),
+    );
+    fake.apply_middleware(
+        TRAEFIK_CONTAINO_US,
+        "apps",
+        "old",
+        json!({}),
+        json!({"plugin": {}}),
+    );
     fake.apply_secret("apps", "creds", json!({"id": "basic-client"}));
     let dir = TempDir::new();
-    let config = kubeconfig(&dir, &fake, TOKEN);
+    let config = kubeconfig(&dir, &fake, &pki, TOKEN);
 
-    let out = kubectl(&config, &["get", "middlewares.traefik.io", "-n", "apps", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kubectl(
+        &config,
+        &["get", "middlewares.traefik.io", "-n", "apps", "-o", "json"],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(names(&list), ["cc"]);
     assert_eq!(list["items"][0]["metadata"]["labels"]["team"], "a");
 
-    let out = kubectl(&config, &["get", "middlewares.traefik.containo.us", "-A", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(names(&serde_json::from_slice(&out.stdout).unwrap()), ["old"]);
+    let out = kubectl(
+        &config,
+        &["get", "middlewares.traefik.containo.us", "-A", "-o", "json"],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        names(&serde_json::from_slice(&out.stdout).unwrap()),
+        ["old"]
+    );
 
-    let out = kubectl(&config, &["get", "middlewares.traefik.io", "-A", "-l", "team=a", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kubectl(
+        &config,
+        &[
+            "get",
+            "middlewares.traefik.io",
+            "-A",
+            "-l",
+            "team=a",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(names(&serde_json::from_slice(&out.stdout).unwrap()), ["cc"]);
 
-    let out = kubectl(&config, &["get", "secret", "creds", "-n", "apps", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kubectl(
+        &config,
+        &["get", "secret", "creds", "-n", "apps", "-o", "json"],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let secret: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(secret["data"]["id"], "YmFzaWMtY2xpZW50", "base64 of basic-client");
+    assert_eq!(
+        secret["data"]["id"], "YmFzaWMtY2xpZW50",
+        "base64 of basic-client"
+    );
 
     // Bearer-token authentication.
-    let wrong = kubeconfig(&dir, &fake, "wrong-token");
-    let out = kubectl(&wrong, &["get", "secrets", "-n", "apps"]);
+    let wrong = kubeconfig(&dir, &fake, &pki, "wrong-token");
+    let out = kubectl(&wrong, &["get", "secrets", "-n", "apps"]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Unauthorized"), "{stderr}");
 
     // A watch sees an object added after it started.
-    let config = kubeconfig(&dir, &fake, TOKEN);
     let mut watch = tokio::process::Command::new("kubectl")
         .env("KUBECONFIG", &config)
-        .args(["get", "middlewares.traefik.io", "-n", "apps", "--watch", "-o", "name"])
+        .arg(format!(
+            "--cache-dir={}",
+            dir.path().join("kube-cache").display()
+        ))
+        .args([
+            "get",
+            "middlewares.traefik.io",
+            "-n",
+            "apps",
+            "--watch",
+            "-o",
+            "name",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -115,12 +199,30 @@ async fn the_fake_api_server_answers_kubectl() {
     let stdout = collect(watch.stdout.take().unwrap());
     let stderr = collect(watch.stderr.take().unwrap());
     let seen = |text: &str| stdout.lock().unwrap().contains(text);
-    until("kubectl lists", || seen("middleware.traefik.io/cc"), || stderr.lock().unwrap().clone()).await;
-    fake.apply_middleware(TRAEFIK_IO, "apps", "added", json!({}), json!({"plugin": {}}));
-    until("kubectl sees the added object", || seen("middleware.traefik.io/added"), || stderr.lock().unwrap().clone()).await;
+    until(
+        "kubectl lists",
+        || seen("middleware.traefik.io/cc"),
+        || stderr.lock().unwrap().clone(),
+    )
+    .await;
+    fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "added",
+        json!({}),
+        json!({"plugin": {}}),
+    );
+    until(
+        "kubectl sees the added object",
+        || seen("middleware.traefik.io/added"),
+        || stderr.lock().unwrap().clone(),
+    )
+    .await;
     watch.kill().await.unwrap();
     assert!(
-        fake.requests().iter().any(|r| r.contains("/apis/traefik.io/v1alpha1/namespaces/apps/middlewares?") && r.contains("watch=true")),
+        fake.requests().iter().any(|r| r
+            .contains("/apis/traefik.io/v1alpha1/namespaces/apps/middlewares?")
+            && r.contains("watch=true")),
         "{:?}",
         fake.requests()
     );
@@ -130,7 +232,11 @@ async fn the_fake_api_server_answers_kubectl() {
 async fn until(what: &str, done: impl Fn() -> bool, context: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !done() {
-        assert!(Instant::now() < deadline, "{what}: not in time\n{}", context());
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not in time\n{}",
+            context()
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -193,8 +299,11 @@ stringData: {{token: {TOKEN}}}
         );
         let dir = TempDir::new();
         let path = dir.write("ccgate.yaml", &config);
-        let ccgate =
-            Ccgate::start(&path, &[("web", web), ("auth", auth), ("internal", internal)]).await;
+        let ccgate = Ccgate::start(
+            &path,
+            &[("web", web), ("auth", auth), ("internal", internal)],
+        )
+        .await;
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         Self {
             idp,
@@ -244,7 +353,10 @@ stringData: {{token: {TOKEN}}}
     fn assert_no_secret(&self) {
         let output = format!("{}{}", self.ccgate.stdout(), self.ccgate.stderr());
         for secret in std::iter::once(TOKEN).chain(SECRETS) {
-            assert!(!output.contains(secret), "{secret} in the output:\n{output}");
+            assert!(
+                !output.contains(secret),
+                "{secret} in the output:\n{output}"
+            );
         }
     }
 }
@@ -258,9 +370,21 @@ async fn fake_cluster_middlewares_of_both_groups_serve_routers_and_forward_auth(
     let cluster = Cluster::start(&[TRAEFIK_IO, TRAEFIK_CONTAINO_US], "", |fake, idp| {
         fake.hold_lists(true);
         fake.apply_middleware(TRAEFIK_IO, "apps", "cc", json!({}), spec(idp, json!({})));
-        fake.apply_middleware(TRAEFIK_CONTAINO_US, "legacy", "old", json!({}), spec(idp, json!({})));
+        fake.apply_middleware(
+            TRAEFIK_CONTAINO_US,
+            "legacy",
+            "old",
+            json!({}),
+            spec(idp, json!({})),
+        );
         // Another kind of middleware: not ccgate's, ignored.
-        fake.apply_middleware(TRAEFIK_IO, "apps", "strip", json!({}), json!({"stripPrefix": {"prefixes": ["/x"]}}));
+        fake.apply_middleware(
+            TRAEFIK_IO,
+            "apps",
+            "strip",
+            json!({}),
+            json!({"stripPrefix": {"prefixes": ["/x"]}}),
+        );
         creds(fake, "apps", "basic-client", "basic-secret");
         creds(fake, "legacy", "tester-client", "tester-secret");
     })
@@ -272,7 +396,9 @@ async fn fake_cluster_middlewares_of_both_groups_serve_routers_and_forward_auth(
     cluster.until("internal", "/ping", 200, None).await;
 
     cluster.until("auth", "/apps/cc", 200, Some("admin")).await;
-    cluster.until("auth", "/legacy/old", 200, Some("testers")).await;
+    cluster
+        .until("auth", "/legacy/old", 200, Some("testers"))
+        .await;
     let response = cluster
         .client
         .get(format!("{}/apps/cc", cluster.ccgate.url("auth")))
@@ -281,7 +407,14 @@ async fn fake_cluster_middlewares_of_both_groups_serve_routers_and_forward_auth(
         .unwrap();
     let authorization = response.headers()["authorization"].to_str().unwrap();
     assert!(authorization.starts_with("Bearer "), "{authorization}");
-    for other in ["/apps/strip", "/apps/nope", "/apps", "/", "/v1/x", "/apps/cc/more"] {
+    for other in [
+        "/apps/strip",
+        "/apps/nope",
+        "/apps",
+        "/",
+        "/v1/x",
+        "/apps/cc/more",
+    ] {
         assert_eq!(cluster.get("auth", other).await.0, 404, "{other}");
     }
     // The file provider's router through apps-cc@kubernetescrd.
@@ -300,8 +433,15 @@ async fn fake_cluster_middlewares_of_both_groups_serve_routers_and_forward_auth(
     // Routers without entry points are not served on the forward-auth one.
     assert_eq!(cluster.get("auth", "/v1/x").await.0, 404);
     let requests = cluster.fake.requests();
-    for path in ["/apis", "/apis/traefik.io/v1alpha1", "/apis/traefik.containo.us/v1alpha1"] {
-        assert!(requests.iter().any(|r| r == &format!("GET {path}")), "{path}: {requests:?}");
+    for path in [
+        "/apis",
+        "/apis/traefik.io/v1alpha1",
+        "/apis/traefik.containo.us/v1alpha1",
+    ] {
+        assert!(
+            requests.iter().any(|r| r == &format!("GET {path}")),
+            "{path}: {requests:?}"
+        );
     }
     cluster.assert_no_secret();
 }
@@ -318,34 +458,85 @@ async fn fake_cluster_changes_apply_without_restart_and_invalid_objects_keep_the
     let pid = cluster.ccgate.pid();
 
     // Added.
-    cluster.fake.apply_middleware(TRAEFIK_IO, "apps", "second", json!({}), spec(&idp, json!({})));
-    cluster.until("auth", "/apps/second", 200, Some("admin")).await;
+    cluster.fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "second",
+        json!({}),
+        spec(&idp, json!({})),
+    );
+    cluster
+        .until("auth", "/apps/second", 200, Some("admin"))
+        .await;
     // A Secret changed: the middlewares naming it take the new values.
     creds(&cluster.fake, "apps", "tester-client", "tester-secret");
-    cluster.until("auth", "/apps/cc", 200, Some("testers")).await;
-    cluster.until("auth", "/apps/second", 200, Some("testers")).await;
+    cluster
+        .until("auth", "/apps/cc", 200, Some("testers"))
+        .await;
+    cluster
+        .until("auth", "/apps/second", 200, Some("testers"))
+        .await;
     // Changed: a new forwardHeaders mapping.
-    cluster.fake.apply_middleware(TRAEFIK_IO, "apps", "second", json!({}), spec(&idp, json!({"forwardHeaders": {"X-Grp": "userId"}})));
-    cluster.until("auth", "/apps/second", 200, Some("john")).await;
+    cluster.fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "second",
+        json!({}),
+        spec(&idp, json!({"forwardHeaders": {"X-Grp": "userId"}})),
+    );
+    cluster
+        .until("auth", "/apps/second", 200, Some("john"))
+        .await;
 
     // Invalid: logged with namespace, name and field; the last valid
     // version keeps serving, the others are unaffected.
-    cluster.fake.apply_middleware(TRAEFIK_IO, "apps", "second", json!({}), spec(&idp, json!({"bogus": 1})));
-    cluster.ccgate.until_logged("invalid Middleware; its last valid version keeps serving").await;
+    cluster.fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "second",
+        json!({}),
+        spec(&idp, json!({"bogus": 1})),
+    );
+    cluster
+        .ccgate
+        .until_logged("invalid Middleware; its last valid version keeps serving")
+        .await;
     let log = cluster.ccgate.stderr();
-    assert!(log.contains("Middleware apps/second (traefik.io/v1alpha1): spec.plugin.oAuthClientCredentials.bogus"), "{log}");
-    assert_eq!(cluster.get("auth", "/apps/second").await, (200, Some("john".to_owned())));
+    assert!(
+        log.contains(
+            "Middleware apps/second (traefik.io/v1alpha1): spec.plugin.oAuthClientCredentials.bogus"
+        ),
+        "{log}"
+    );
+    assert_eq!(
+        cluster.get("auth", "/apps/second").await,
+        (200, Some("john".to_owned()))
+    );
     // Invalid from the start: no version to keep, nothing served.
-    cluster.fake.apply_middleware(TRAEFIK_IO, "apps", "broken", json!({}), spec(&idp, json!({"clientSecret": "urn:k8s:secret:creds:nokey"})));
+    cluster.fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "broken",
+        json!({}),
+        spec(&idp, json!({"clientSecret": "urn:k8s:secret:creds:nokey"})),
+    );
     cluster.ccgate.until_logged("has no key \"nokey\"").await;
     assert_eq!(cluster.get("auth", "/apps/broken").await.0, 404);
     // An invalid Secret keeps its last valid version.
     cluster.fake.apply(&Resource::Secrets, json!({"metadata": {"name": "creds", "namespace": "apps"}, "data": {"id": "!!not base64", "secret": "x"}}));
-    cluster.ccgate.until_logged("invalid Secret; its last valid version stays").await;
-    assert_eq!(cluster.get("auth", "/apps/cc").await, (200, Some("testers".to_owned())));
+    cluster
+        .ccgate
+        .until_logged("invalid Secret; its last valid version stays")
+        .await;
+    assert_eq!(
+        cluster.get("auth", "/apps/cc").await,
+        (200, Some("testers".to_owned()))
+    );
 
     // Deleted.
-    cluster.fake.delete(&Resource::Middlewares(TRAEFIK_IO.to_owned()), "apps", "cc");
+    cluster
+        .fake
+        .delete(&Resource::Middlewares(TRAEFIK_IO.to_owned()), "apps", "cc");
     cluster.until("auth", "/apps/cc", 404, None).await;
     cluster.until("web", "/v1/x", 503, None).await;
     assert_eq!(cluster.get("auth", "/apps/second").await.0, 200);
@@ -361,10 +552,15 @@ async fn fake_cluster_urns_resolve_in_the_middlewares_namespace_only() {
     })
     .await;
     cluster.until("internal", "/ping", 200, None).await;
-    cluster.ccgate.until_logged("no Secret \"creds\" in namespace \"other\"").await;
+    cluster
+        .ccgate
+        .until_logged("no Secret \"creds\" in namespace \"other\"")
+        .await;
     assert_eq!(cluster.get("auth", "/other/cc").await.0, 404);
     creds(&cluster.fake, "other", "tester-client", "tester-secret");
-    cluster.until("auth", "/other/cc", 200, Some("testers")).await;
+    cluster
+        .until("auth", "/other/cc", 200, Some("testers"))
+        .await;
     cluster.assert_no_secret();
 }
 
@@ -374,10 +570,28 @@ async fn fake_cluster_namespaces_and_label_selector() {
     let cluster = Cluster::start(&[TRAEFIK_IO], provider, |fake, idp| {
         for namespace in ["apps", "team2", "outside"] {
             creds(fake, namespace, "basic-client", "basic-secret");
-            fake.apply_middleware(TRAEFIK_IO, namespace, "cc", json!({"team": "a"}), spec(idp, json!({})));
+            fake.apply_middleware(
+                TRAEFIK_IO,
+                namespace,
+                "cc",
+                json!({"team": "a"}),
+                spec(idp, json!({})),
+            );
         }
-        fake.apply_middleware(TRAEFIK_IO, "apps", "unlabelled", json!({}), spec(idp, json!({})));
-        fake.apply_middleware(TRAEFIK_IO, "apps", "team-b", json!({"team": "b"}), spec(idp, json!({})));
+        fake.apply_middleware(
+            TRAEFIK_IO,
+            "apps",
+            "unlabelled",
+            json!({}),
+            spec(idp, json!({})),
+        );
+        fake.apply_middleware(
+            TRAEFIK_IO,
+            "apps",
+            "team-b",
+            json!({"team": "b"}),
+            spec(idp, json!({})),
+        );
     })
     .await;
     cluster.until("auth", "/apps/cc", 200, Some("admin")).await;
@@ -387,16 +601,30 @@ async fn fake_cluster_namespaces_and_label_selector() {
     }
     // Labels change: in, then out.
     let idp = cluster.idp.token_endpoint().to_owned();
-    cluster.fake.apply_middleware(TRAEFIK_IO, "apps", "unlabelled", json!({"team": "a"}), spec(&idp, json!({})));
+    cluster.fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "unlabelled",
+        json!({"team": "a"}),
+        spec(&idp, json!({})),
+    );
     cluster.until("auth", "/apps/unlabelled", 200, None).await;
-    cluster.fake.apply_middleware(TRAEFIK_IO, "apps", "cc", json!({"team": "b"}), spec(&idp, json!({})));
+    cluster.fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "cc",
+        json!({"team": "b"}),
+        spec(&idp, json!({})),
+    );
     cluster.until("auth", "/apps/cc", 404, None).await;
     // Only namespaced requests (so a Role is enough), Middlewares filtered.
     for request in cluster.fake.requests() {
         let path = request.trim_start_matches("GET ");
         let discovery = ["/api", "/apis", "/apis/traefik.io/v1alpha1"].contains(&path);
         assert!(
-            discovery || path.starts_with("/apis/traefik.io/v1alpha1/namespaces/") || path.starts_with("/api/v1/namespaces/"),
+            discovery
+                || path.starts_with("/apis/traefik.io/v1alpha1/namespaces/")
+                || path.starts_with("/api/v1/namespaces/"),
             "a cluster-wide request: {request}"
         );
         if path.contains("/middlewares") {
@@ -419,18 +647,36 @@ async fn fake_cluster_outage_and_410_relists() {
 
     // The API server goes away: the last configuration keeps serving.
     cluster.fake.stop();
-    cluster.ccgate.until_logged("kubernetes provider: watch failed").await;
-    assert_eq!(cluster.get("auth", "/apps/cc").await, (200, Some("admin".to_owned())));
+    cluster
+        .ccgate
+        .until_logged("kubernetes provider: watch failed")
+        .await;
+    assert_eq!(
+        cluster.get("auth", "/apps/cc").await,
+        (200, Some("admin".to_owned()))
+    );
     assert_eq!(cluster.get("internal", "/ping").await.0, 200);
     // A change while it was away is seen when it is back.
-    cluster.fake.apply_middleware(TRAEFIK_IO, "apps", "during", json!({}), spec(&idp, json!({})));
+    cluster.fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "during",
+        json!({}),
+        spec(&idp, json!({})),
+    );
     cluster.fake.resume().await;
-    cluster.until("auth", "/apps/during", 200, Some("admin")).await;
+    cluster
+        .until("auth", "/apps/during", 200, Some("admin"))
+        .await;
 
     // 410 Gone as an ERROR event: a relist, which also sees deletions.
     cluster.fake.expire(false);
     cluster.ccgate.until_logged("410 Gone").await;
-    cluster.fake.delete(&Resource::Middlewares(TRAEFIK_IO.to_owned()), "apps", "during");
+    cluster.fake.delete(
+        &Resource::Middlewares(TRAEFIK_IO.to_owned()),
+        "apps",
+        "during",
+    );
     cluster.until("auth", "/apps/during", 404, None).await;
 
     // 410 Gone as the HTTP status of the next watch.
@@ -441,14 +687,25 @@ async fn fake_cluster_outage_and_410_relists() {
         assert!(Instant::now() < deadline, "{}", cluster.ccgate.stderr());
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    cluster.fake.apply_middleware(TRAEFIK_IO, "apps", "after", json!({}), spec(&idp, json!({})));
-    cluster.until("auth", "/apps/after", 200, Some("admin")).await;
+    cluster.fake.apply_middleware(
+        TRAEFIK_IO,
+        "apps",
+        "after",
+        json!({}),
+        spec(&idp, json!({})),
+    );
+    cluster
+        .until("auth", "/apps/after", 200, Some("admin"))
+        .await;
     let relists = cluster
         .fake
         .requests()
         .iter()
         .filter(|r| r.contains("/middlewares?") && !r.contains("watch=true"))
         .count();
-    assert!(relists >= 3, "a list at the start and after each 410: {relists}");
+    assert!(
+        relists >= 3,
+        "a list at the start and after each 410: {relists}"
+    );
     cluster.assert_no_secret();
 }

@@ -3,6 +3,8 @@
 mod check_cmd;
 mod claims_cmd;
 mod config_files;
+#[cfg(feature = "kubernetes")]
+mod deploy_manifests;
 mod edge_safety;
 mod examples_check;
 mod forward_auth;

@@ -15,6 +15,8 @@
 //!   [`FakeKube::expire`] is `410 Gone`, as an ERROR event with a `Status`
 //!   object (what an API server does) or, when asked, as the HTTP status;
 //! - bearer-token authentication: 401 with a `Status` without it;
+//! - plain HTTP, or HTTPS with the test PKI's server certificate
+//!   ([`FakeKube::start_tls`]; kubectl sends no token over plain HTTP);
 //! - [`FakeKube::stop`] and [`FakeKube::resume`]: the server going away
 //!   (every connection cut) and coming back on the same port;
 //! - [`FakeKube::hold_lists`]: lists wait, to observe readiness.
@@ -107,6 +109,8 @@ struct Shared {
 pub(crate) struct FakeKube {
     shared: Arc<Shared>,
     port: u16,
+    /// HTTPS with this acceptor (kubectl sends no token over plain HTTP).
+    tls: Option<tokio_rustls::TlsAcceptor>,
     server: Option<tokio::task::JoinHandle<()>>,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
@@ -115,6 +119,34 @@ impl FakeKube {
     /// A FAKE API server on 127.0.0.1 that accepts `Bearer token` and
     /// serves Middlewares of `groups`.
     pub(crate) async fn start(token: &str, groups: &[&str]) -> Self {
+        Self::start_with(token, groups, None).await
+    }
+
+    /// As [`FakeKube::start`], on HTTPS with the server certificate of
+    /// `pki` (for `127.0.0.1`).
+    pub(crate) async fn start_tls(token: &str, groups: &[&str], pki: &super::tls::Pki) -> Self {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certificates = CertificateDer::pem_file_iter(pki.server_cert_file())
+            .expect("server.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(pki.server_key_file()).expect("server-key.pem");
+        let config = rustls::ServerConfig::builder_with_provider(super::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .expect("server certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_with(token, groups, Some(acceptor)).await
+    }
+
+    async fn start_with(
+        token: &str,
+        groups: &[&str],
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
         let (notices, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             token: token.to_owned(),
@@ -130,6 +162,7 @@ impl FakeKube {
         let mut fake = Self {
             shared,
             port,
+            tls,
             server: None,
             connections: Arc::default(),
         };
@@ -137,29 +170,42 @@ impl FakeKube {
         fake
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://`.
     pub(crate) fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn serve(&mut self, listener: tokio::net::TcpListener) {
         let shared = Arc::clone(&self.shared);
         let connections = Arc::clone(&self.connections);
+        let tls = self.tls.clone();
         self.server = Some(tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let shared = Arc::clone(&shared);
+                let tls = tls.clone();
                 let task = tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let shared = Arc::clone(&shared);
                         async move { Ok::<_, Infallible>(answer(&shared, request).await) }
                     });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(tls) => {
+                            let Ok(stream) = tls.accept(stream).await else {
+                                return;
+                            };
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = http.serve_connection(io, service).await;
+                        }
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = http.serve_connection(io, service).await;
+                        }
+                    }
                 });
                 connections
                     .lock()
@@ -220,7 +266,9 @@ impl FakeKube {
             .as_str()
             .expect("metadata.name")
             .to_owned();
-        if let Some(Value::Object(plain)) = object.as_object_mut().and_then(|o| o.remove("stringData")) {
+        if let Some(Value::Object(plain)) =
+            object.as_object_mut().and_then(|o| o.remove("stringData"))
+        {
             let data = object
                 .as_object_mut()
                 .expect("object")
@@ -238,7 +286,11 @@ impl FakeKube {
         let version = store.version;
         let key = (resource.clone(), namespace.clone(), name.clone());
         let previous = store.objects.get(&key).cloned();
-        let kind = if previous.is_some() { "MODIFIED" } else { "ADDED" };
+        let kind = if previous.is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
         let metadata = &mut object["metadata"];
         metadata["resourceVersion"] = json!(version.to_string());
         metadata["uid"] = json!(format!("uid-{namespace}-{name}"));
@@ -430,28 +482,51 @@ async fn answer(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bo
         }
         ["apis", group, "v1alpha1"] if shared.groups.iter().any(|g| g == group) => json_response(
             StatusCode::OK,
-            &resource_list(&format!("{group}/v1alpha1"), "middlewares", "middleware", "Middleware"),
+            &resource_list(
+                &format!("{group}/v1alpha1"),
+                "middlewares",
+                "middleware",
+                "Middleware",
+            ),
         ),
         ["api", "v1", "secrets"] => collection(shared, Resource::Secrets, None, None, &query).await,
         ["api", "v1", "namespaces", namespace, "secrets"] => {
             collection(shared, Resource::Secrets, Some(namespace), None, &query).await
         }
         ["api", "v1", "namespaces", namespace, "secrets", name] => {
-            collection(shared, Resource::Secrets, Some(namespace), Some(name), &query).await
+            collection(
+                shared,
+                Resource::Secrets,
+                Some(namespace),
+                Some(name),
+                &query,
+            )
+            .await
         }
         ["apis", group, "v1alpha1", "middlewares"] if shared.groups.iter().any(|g| g == group) => {
             let resource = Resource::Middlewares(group.to_owned());
             collection(shared, resource, None, None, &query).await
         }
-        ["apis", group, "v1alpha1", "namespaces", namespace, "middlewares"]
-            if shared.groups.iter().any(|g| g == group) =>
-        {
+        [
+            "apis",
+            group,
+            "v1alpha1",
+            "namespaces",
+            namespace,
+            "middlewares",
+        ] if shared.groups.iter().any(|g| g == group) => {
             let resource = Resource::Middlewares(group.to_owned());
             collection(shared, resource, Some(namespace), None, &query).await
         }
-        ["apis", group, "v1alpha1", "namespaces", namespace, "middlewares", name]
-            if shared.groups.iter().any(|g| g == group) =>
-        {
+        [
+            "apis",
+            group,
+            "v1alpha1",
+            "namespaces",
+            namespace,
+            "middlewares",
+            name,
+        ] if shared.groups.iter().any(|g| g == group) => {
             let resource = Resource::Middlewares(group.to_owned());
             collection(shared, resource, Some(namespace), Some(name), &query).await
         }
@@ -502,13 +577,20 @@ fn selector(text: &str) -> Result<Vec<Term>, String> {
         .map(|term| {
             let term = term.trim();
             if let Some((key, value)) = term.split_once("!=") {
-                Ok(Term::NotEquals(key.trim().to_owned(), value.trim().to_owned()))
-            } else if let Some((key, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                Ok(Term::NotEquals(
+                    key.trim().to_owned(),
+                    value.trim().to_owned(),
+                ))
+            } else if let Some((key, value)) =
+                term.split_once("==").or_else(|| term.split_once('='))
+            {
                 Ok(Term::Equals(key.trim().to_owned(), value.trim().to_owned()))
             } else if let Some(key) = term.strip_prefix('!') {
                 Ok(Term::Absent(key.trim().to_owned()))
             } else if term.contains(' ') || term.contains('(') {
-                Err(format!("unable to parse requirement: {term:?} (the fake knows =, ==, !=, key, !key)"))
+                Err(format!(
+                    "unable to parse requirement: {term:?} (the fake knows =, ==, !=, key, !key)"
+                ))
             } else {
                 Ok(Term::Exists(term.to_owned()))
             }
@@ -538,10 +620,13 @@ async fn collection(
         Err(message) => return status(StatusCode::BAD_REQUEST, "BadRequest", &message),
     };
     let resource_types = resource.clone();
+    let (scope, wanted) = (namespace.map(str::to_owned), name.map(str::to_owned));
     let in_scope = move |r: &Resource, ns: &str, object: &Value| {
         *r == resource
-            && namespace.is_none_or(|n| n == ns)
-            && name.is_none_or(|n| object["metadata"]["name"].as_str() == Some(n))
+            && scope.as_deref().is_none_or(|n| n == ns)
+            && wanted
+                .as_deref()
+                .is_none_or(|n| object["metadata"]["name"].as_str() == Some(n))
             && matches(&terms, object)
     };
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
@@ -550,7 +635,7 @@ async fn collection(
         return watch(shared, query, types, in_scope);
     }
     let mut held = shared.lists_held.subscribe();
-    let _ = held.wait_for(|held| !held).await;
+    let _ = held.wait_for(|held| !*held).await;
     let store = shared.store.lock().expect("store");
     let items: Vec<Value> = store
         .objects
@@ -562,7 +647,11 @@ async fn collection(
     if let Some(name) = name {
         return match items.into_iter().next() {
             Some(object) => json_response(StatusCode::OK, &object),
-            None => status(StatusCode::NOT_FOUND, "NotFound", &format!("\"{name}\" not found")),
+            None => status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("\"{name}\" not found"),
+            ),
         };
     }
     json_response(
@@ -609,7 +698,13 @@ fn watch(
         None | Some("" | "0") => None,
         Some(text) => match text.parse() {
             Ok(version) => Some(version),
-            Err(_) => return status(StatusCode::BAD_REQUEST, "BadRequest", "invalid resourceVersion"),
+            Err(_) => {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "invalid resourceVersion",
+                );
+            }
         },
     };
     let timeout = query
