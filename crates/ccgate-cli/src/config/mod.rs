@@ -43,6 +43,8 @@ mod dynamic;
 mod edge;
 mod error;
 mod kubernetes;
+#[cfg(feature = "kubernetes")]
+mod kubernetes_api;
 mod kubernetes_crd;
 mod model;
 mod references;
@@ -58,8 +60,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) use error::ConfigError;
-pub(crate) use kubernetes::{ApiSecrets, api_middleware};
-pub(crate) use kubernetes_crd::{KubernetesCrd, is_dns_label};
+#[cfg(feature = "kubernetes")]
+pub(crate) use kubernetes_api::{ApiSecrets, api_middleware};
+pub(crate) use kubernetes_crd::KubernetesCrd;
+#[cfg(feature = "kubernetes")]
+pub(crate) use kubernetes_crd::is_dns_label;
 pub(crate) use model::{
     AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, Middleware, TlsFiles,
 };

@@ -66,6 +66,7 @@ impl Secrets {
         Ok(())
     }
 
+    #[cfg(feature = "kubernetes")]
     /// Adds or replaces the Secret `namespace/name` (from the Kubernetes
     /// API, where a name is unique).
     pub(super) fn replace(
@@ -80,6 +81,7 @@ impl Secrets {
         self.by_name.insert(key, Secret { origin, data });
     }
 
+    #[cfg(feature = "kubernetes")]
     /// Removes the Secret `namespace/name`, if there.
     pub(super) fn remove(&mut self, namespace: &str, name: &str) {
         self.by_name

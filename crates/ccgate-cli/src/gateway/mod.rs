@@ -42,7 +42,9 @@ pub(crate) use handler::Gateway;
 use listener::EntryPoint;
 pub(crate) use metrics::GatewayMetrics;
 use routing::Routing;
-pub(crate) use sources::{Discovered, Sources};
+#[cfg(feature = "kubernetes")]
+pub(crate) use sources::Discovered;
+pub(crate) use sources::Sources;
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT:
 /// the longest `transport.lifeCycle.graceTimeOut` of the entry points

@@ -53,6 +53,7 @@ impl Sources {
         }
     }
 
+    #[cfg(feature = "kubernetes")]
     /// The gateway whose routing these sources make.
     pub(crate) fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
@@ -71,6 +72,7 @@ impl Sources {
         Ok(())
     }
 
+    #[cfg(feature = "kubernetes")]
     /// Swaps in the Kubernetes provider's middlewares (each already
     /// validated).
     ///

@@ -61,6 +61,9 @@ fn names(list: &Value) -> Vec<&str> {
 }
 
 fn spec(idp: &str, extra: Value) -> Value {
+    let Value::Object(extra) = extra else {
+        panic!("extra options are a mapping")
+    };
     let mut options = json!({
         "url": idp,
         "audience": "api",
@@ -68,8 +71,8 @@ fn spec(idp: &str, extra: Value) -> Value {
         "clientSecret": "urn:k8s:secret:creds:secret",
         "forwardHeaders": {"X-Grp": "grp"},
     });
-    for (key, value) in extra.as_object().into_iter().flatten() {
-        options[key] = value.clone();
+    for (key, value) in extra {
+        options[key] = value;
     }
     json!({"plugin": {"oAuthClientCredentials": options}})
 }

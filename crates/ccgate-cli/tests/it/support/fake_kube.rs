@@ -81,6 +81,10 @@ enum Notice {
     Expire { http: bool },
 }
 
+/// A change: (resourceVersion, resource, namespace, type, object, the
+/// object before).
+type Change = (u64, Resource, String, &'static str, Value, Option<Value>);
+
 #[derive(Debug, Default)]
 struct Store {
     /// The last resourceVersion given.
@@ -92,7 +96,7 @@ struct Store {
     objects: BTreeMap<(Resource, String, String), Value>,
     /// Every change: (resourceVersion, resource, namespace, type, object,
     /// the object before).
-    history: Vec<(u64, Resource, String, &'static str, Value, Option<Value>)>,
+    history: Vec<Change>,
     /// Every request, as `METHOD path?query`.
     requests: Vec<String>,
 }
@@ -322,25 +326,18 @@ impl FakeKube {
         labels: Value,
         spec: Value,
     ) {
-        self.apply(
-            &Resource::Middlewares(group.to_owned()),
-            json!({
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                "spec": spec,
-            }),
-        );
+        let mut object = json!({"metadata": {"name": name, "namespace": namespace}});
+        object["metadata"]["labels"] = labels;
+        object["spec"] = spec;
+        self.apply(&Resource::Middlewares(group.to_owned()), object);
     }
 
     /// A Secret of `namespace` with these plain values.
     pub(crate) fn apply_secret(&self, namespace: &str, name: &str, values: Value) {
-        self.apply(
-            &Resource::Secrets,
-            json!({
-                "metadata": {"name": name, "namespace": namespace},
-                "type": "Opaque",
-                "stringData": values,
-            }),
-        );
+        let mut object =
+            json!({"metadata": {"name": name, "namespace": namespace}, "type": "Opaque"});
+        object["stringData"] = values;
+        self.apply(&Resource::Secrets, object);
     }
 
     /// Deletes an object.
@@ -471,8 +468,9 @@ async fn answer(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bo
                 .groups
                 .iter()
                 .map(|group| {
-                    let version = json!({"groupVersion": format!("{group}/v1alpha1"), "version": "v1alpha1"});
-                    json!({"name": group, "versions": [version.clone()], "preferredVersion": version})
+                    let version =
+                        json!({"groupVersion": format!("{group}/v1alpha1"), "version": "v1alpha1"});
+                    json!({"name": group, "versions": [&version], "preferredVersion": &version})
                 })
                 .collect();
             json_response(
