@@ -252,6 +252,7 @@ struct Cluster {
     client: reqwest::Client,
     _echo: Echo,
     _dir: TempDir,
+    _pki: Option<Pki>,
 }
 
 impl Cluster {
@@ -259,9 +260,28 @@ impl Cluster {
     /// ccgate with `provider` (YAML lines under `kubernetesCRD:`, besides
     /// the endpoint, token and forward-auth entry point).
     async fn start(groups: &[&str], provider: &str, setup: impl FnOnce(&FakeKube, &str)) -> Self {
+        Self::start_with(groups, provider, None, TOKEN, setup).await
+    }
+
+    /// As [`Cluster::start`]; with `pki` the fake serves HTTPS and ccgate
+    /// trusts its CA through `certAuthFilePath`; ccgate sends `token`.
+    async fn start_with(
+        groups: &[&str],
+        provider: &str,
+        pki: Option<Pki>,
+        token: &str,
+        setup: impl FnOnce(&FakeKube, &str),
+    ) -> Self {
         let idp = Idp::start().await;
         let echo = Echo::start().await;
-        let fake = FakeKube::start(TOKEN, groups).await;
+        let fake = match &pki {
+            Some(pki) => FakeKube::start_tls(TOKEN, groups, pki).await,
+            None => FakeKube::start(TOKEN, groups).await,
+        };
+        let mut provider = provider.to_owned();
+        if let Some(pki) = &pki {
+            provider.push_str(&format!("certAuthFilePath: {}\n", pki.ca_file().display()));
+        }
         setup(&fake, idp.token_endpoint());
         let (web, auth, internal) = (free_port(), free_port(), free_port());
         let provider: String = provider.lines().map(|l| format!("    {l}\n")).collect();
@@ -295,7 +315,7 @@ providers:
 apiVersion: v1
 kind: Secret
 metadata: {{name: kube}}
-stringData: {{token: {TOKEN}}}
+stringData: {{token: {token}}}
 "#,
             fake.url(),
             echo.url
@@ -315,6 +335,7 @@ stringData: {{token: {TOKEN}}}
             client,
             _echo: echo,
             _dir: dir,
+            _pki: pki,
         }
     }
 
@@ -570,32 +591,39 @@ async fn fake_cluster_urns_resolve_in_the_middlewares_namespace_only() {
 #[tokio::test]
 async fn fake_cluster_namespaces_and_label_selector() {
     let provider = "namespaces: [apps, team2]\nlabelSelector: \"team=a\"\n";
-    let cluster = Cluster::start(&[TRAEFIK_IO], provider, |fake, idp| {
-        for namespace in ["apps", "team2", "outside"] {
-            creds(fake, namespace, "basic-client", "basic-secret");
+    // Over HTTPS, the fake's CA given by certAuthFilePath.
+    let cluster = Cluster::start_with(
+        &[TRAEFIK_IO],
+        provider,
+        Some(Pki::new()),
+        TOKEN,
+        |fake, idp| {
+            for namespace in ["apps", "team2", "outside"] {
+                creds(fake, namespace, "basic-client", "basic-secret");
+                fake.apply_middleware(
+                    TRAEFIK_IO,
+                    namespace,
+                    "cc",
+                    json!({"team": "a"}),
+                    spec(idp, json!({})),
+                );
+            }
             fake.apply_middleware(
                 TRAEFIK_IO,
-                namespace,
-                "cc",
-                json!({"team": "a"}),
+                "apps",
+                "unlabelled",
+                json!({}),
                 spec(idp, json!({})),
             );
-        }
-        fake.apply_middleware(
-            TRAEFIK_IO,
-            "apps",
-            "unlabelled",
-            json!({}),
-            spec(idp, json!({})),
-        );
-        fake.apply_middleware(
-            TRAEFIK_IO,
-            "apps",
-            "team-b",
-            json!({"team": "b"}),
-            spec(idp, json!({})),
-        );
-    })
+            fake.apply_middleware(
+                TRAEFIK_IO,
+                "apps",
+                "team-b",
+                json!({"team": "b"}),
+                spec(idp, json!({})),
+            );
+        },
+    )
     .await;
     cluster.until("auth", "/apps/cc", 200, Some("admin")).await;
     cluster.until("auth", "/team2/cc", 200, Some("admin")).await;
@@ -710,5 +738,32 @@ async fn fake_cluster_outage_and_410_relists() {
         relists >= 3,
         "a list at the start and after each 410: {relists}"
     );
+    cluster.assert_no_secret();
+}
+
+#[tokio::test]
+async fn fake_cluster_refusing_the_token_keeps_ccgate_unready() {
+    let wrong = "wrong-kube-token-hunter3";
+    let cluster = Cluster::start_with(&[TRAEFIK_IO], "", None, wrong, |fake, idp| {
+        fake.apply_middleware(TRAEFIK_IO, "apps", "cc", json!({}), spec(idp, json!({})));
+        creds(fake, "apps", "basic-client", "basic-secret");
+    })
+    .await;
+    cluster.ccgate.until_logged("API discovery failed").await;
+    let log = cluster.ccgate.stderr();
+    assert!(log.contains("401") || log.contains("Unauthorized"), "{log}");
+    assert_eq!(cluster.get("internal", "/ping").await.0, 503);
+    assert_eq!(cluster.get("auth", "/apps/cc").await.0, 404);
+    assert_eq!(cluster.get("web", "/v1/x").await.0, 503);
+    assert!(
+        !cluster
+            .fake
+            .requests()
+            .iter()
+            .any(|r| r.contains("/middlewares")),
+        "no list without discovery"
+    );
+    let output = format!("{}{}", cluster.ccgate.stdout(), cluster.ccgate.stderr());
+    assert!(!output.contains(wrong), "{output}");
     cluster.assert_no_secret();
 }
