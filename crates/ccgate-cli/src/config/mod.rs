@@ -180,6 +180,23 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
             }
         })
         .transpose()?;
+    // The Kubernetes forward-auth entry point answers only /NAMESPACE/NAME.
+    let forward_auth = kubernetes
+        .as_ref()
+        .and_then(|k| k.forward_auth_entry_point.as_deref());
+    for router in definitions.routers.values() {
+        if let Some(index) = router
+            .value
+            .entry_points
+            .iter()
+            .position(|e| Some(e.as_str()) == forward_auth)
+        {
+            let reason = "is providers.kubernetesCRD.forwardAuth.entryPoint, which answers only \
+                          /NAMESPACE/NAME: routers cannot use it";
+            let field = format!("{}.entryPoints[{index}]", router.path);
+            return Err(router.origin.error(&field, reason));
+        }
+    }
     let http = resolve(definitions, &entry_points, base, kubernetes.is_some())?;
     Ok(Config {
         entry_points,
@@ -503,6 +520,48 @@ mod tests {
         for secret in ["hunter2-inline", "hunter2-in-a-secret"] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    #[cfg(feature = "kubernetes")]
+    #[test]
+    fn the_kubernetes_provider_is_read_and_its_forward_auth_entry_point_kept_for_it() {
+        let main = "\
+entryPoints: {web: {address: ':1'}, auth: {address: ':2'}}
+providers:
+  kubernetesCRD:
+    endpoint: http://127.0.0.1:6443
+    token: hunter2-kube-token
+    forwardAuth: {entryPoint: auth}
+http:
+  routers:
+    api: {rule: \"Path(`/`)\", middlewares: [apps-cc@kubernetescrd], service: forward-auth@internal}
+";
+        let dir = Dir::new("kubernetes", &[("ccgate.yaml", main)]);
+        let config = dir.load().unwrap();
+        let kubernetes = config.kubernetes.as_ref().unwrap();
+        assert_eq!(kubernetes.forward_auth_entry_point.as_deref(), Some("auth"));
+        assert_eq!(
+            config.http.routers["api"].middlewares,
+            ["apps-cc@kubernetescrd"]
+        );
+        let summary = Summary::new(&config, Path::new("ccgate.yaml")).to_string();
+        assert!(
+            summary.contains("kubernetes provider: namespaces all, endpoint http://127.0.0.1:6443/, token <redacted>, forward-auth on auth"),
+            "{summary}"
+        );
+        assert!(!summary.contains("hunter2"), "{summary}");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let dir = Dir::new(
+            "kubernetes-entry-point",
+            &[(
+                "ccgate.yaml",
+                &main.replace("api: {rule:", "api: {entryPoints: [web, auth], rule:"),
+            )],
+        );
+        assert_eq!(
+            dir.load().unwrap_err(),
+            "ccgate.yaml: http.routers.api.entryPoints[1]: is providers.kubernetesCRD.forwardAuth.entryPoint, which answers only /NAMESPACE/NAME: routers cannot use it"
+        );
     }
 
     #[test]
