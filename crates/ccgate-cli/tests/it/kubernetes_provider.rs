@@ -401,6 +401,14 @@ async fn fake_cluster_middlewares_of_both_groups_serve_routers_and_forward_auth(
             json!({}),
             spec(idp, json!({})),
         );
+        // apps/cc in both groups: traefik.io's wins, the other is logged.
+        fake.apply_middleware(
+            TRAEFIK_CONTAINO_US,
+            "apps",
+            "cc",
+            json!({}),
+            spec(idp, json!({"forwardHeaders": {"X-Grp": "userId"}})),
+        );
         // Another kind of middleware: not ccgate's, ignored.
         fake.apply_middleware(
             TRAEFIK_IO,
@@ -423,6 +431,16 @@ async fn fake_cluster_middlewares_of_both_groups_serve_routers_and_forward_auth(
     cluster
         .until("auth", "/legacy/old", 200, Some("testers"))
         .await;
+    cluster
+        .ccgate
+        .until_logged(
+            "the name apps-cc@kubernetescrd is already taken by Middleware apps/cc; ignored",
+        )
+        .await;
+    assert_eq!(
+        cluster.get("auth", "/apps/cc").await,
+        (200, Some("admin".to_owned()))
+    );
     let response = cluster
         .client
         .get(format!("{}/apps/cc", cluster.ccgate.url("auth")))
