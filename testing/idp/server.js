@@ -11,6 +11,7 @@
 //
 // Contract with the test harness:
 //   * stdout carries exactly ONE line, a JSON object with issuer,
+//     introspection_endpoint, jwks_uri,
 //     token_endpoint and port, printed once the server is listening.
 //     Everything else (warnings, logs) goes to stderr.
 //   * exits when stdin (if it is a pipe) reaches EOF, and on SIGTERM/SIGINT.
@@ -135,7 +136,15 @@ const CLIENTS = [
     claims: { ...SAMPLE_CLAIMS, grp: 'testers', active: false }, defaultScope: SAMPLE_SCOPE,
   },
   {
+    // Opaque access tokens; their claims show only through introspection
+    // (POST /token/introspection).
     id: 'opaque-client', secret: 'opaque-secret', method: 'client_secret_basic', format: 'opaque',
+    claims: { grp: 'opaque', user: { name: 'Opaque Olive' }, userId: 'olive' }, defaultScope: undefined,
+  },
+  {
+    // May authenticate, but the introspection policy denies it: every
+    // introspection it sends is answered {"active": false}.
+    id: 'no-introspect-client', secret: 'no-introspect-secret', method: 'client_secret_basic', format: 'opaque',
     claims: {}, defaultScope: undefined,
   },
   {
@@ -183,6 +192,8 @@ const CLIENTS_BY_ID = new Map(CLIENTS.map((c) => [c.id, c]));
 function freshStats() {
   return {
     received: 0, // token requests that arrived (counted on arrival)
+    introspections: 0, // introspection requests that arrived (POST /token/introspection)
+    jwks: 0, // JWKS requests that arrived (GET /jwks)
     total: 0, // token requests answered (counted when the response is ready)
     success: 0, // HTTP 200 with an access token
     failure: 0, // everything else (including injected failures)
@@ -203,6 +214,8 @@ let delayMs = 0; // set by POST /__test/delay?ms=N
 let failure = { status: 503, count: 0, retryAfter: undefined }; // set by POST /__test/fail
 
 const TOKEN_PATH = '/token';
+const INTROSPECTION_PATH = '/token/introspection';
+const JWKS_PATH = '/jwks';
 const MAX_RECORDED = 50;
 
 // The JOSE header and claims of a compact JWS, unverified; null if it is not one.
@@ -310,6 +323,14 @@ async function instrumentation(ctx, next) {
     return sendJson(ctx, 404, { error: `no such test route: ${route}` });
   }
 
+  if (ctx.path === INTROSPECTION_PATH) {
+    stats.introspections += 1;
+    return next();
+  }
+  if (ctx.path === JWKS_PATH) {
+    stats.jwks += 1;
+    return next();
+  }
   if (ctx.path !== TOKEN_PATH) return next();
 
   // --- token endpoint: count, delay, inject failures -----------------------
@@ -445,8 +466,12 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     // Lets tests check opaque tokens: POST /token/introspection, any
-    // authenticated client may introspect any token.
-    introspection: { enabled: true, allowedPolicy: () => true },
+    // authenticated client may introspect any token, except
+    // no-introspect-client (answered {"active": false}).
+    introspection: {
+      enabled: true,
+      allowedPolicy: (ctx, client) => client.clientId !== 'no-introspect-client',
+    },
     // tls_client_auth (RFC 8705 §2.1.1) for `tls-client`; the certificate
     // is the one of the TLS connection (with --client-ca it has been
     // verified against that CA by the handshake).
@@ -576,4 +601,10 @@ process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 // The one and only line on stdout.
-process.stdout.write(`${JSON.stringify({ issuer, token_endpoint: `${issuer}${TOKEN_PATH}`, port })}\n`);
+process.stdout.write(`${JSON.stringify({
+  issuer,
+  token_endpoint: `${issuer}${TOKEN_PATH}`,
+  introspection_endpoint: `${issuer}${INTROSPECTION_PATH}`,
+  jwks_uri: `${issuer}${JWKS_PATH}`,
+  port,
+})}\n`);

@@ -8,8 +8,10 @@
 //! The claims are the payload of a JWT access token (three base64url
 //! segments, a JSON object in the middle). The signature is not checked:
 //! the token came straight from the authorization server over the
-//! configured TLS. A token that is not a JWT has no claims: a `claims`
-//! rule then fails closed, and forwarded headers are empty.
+//! configured TLS. A token that is not a JWT has no claims — a `claims`
+//! rule then fails closed, and forwarded headers are empty — unless
+//! `introspection` is set: then the introspection response is its claims
+//! set ([`Rules::decide_claims`]).
 //!
 //! # Example
 //!
@@ -75,24 +77,32 @@ impl Rules {
         }
     }
 
-    /// Decides for `access_token`.
+    /// Decides for `access_token`, whose claims are its JWT payload.
     #[must_use]
     pub fn decide(&self, access_token: &str) -> Decision {
-        let payload = jwt_payload(access_token);
-        let allowed = match (&self.claims, &payload) {
+        self.decide_claims(jwt_payload(access_token).as_ref())
+    }
+
+    /// Decides for a token whose claims set is `claims` (a JWT payload,
+    /// or the introspection response of an opaque token); `None`: a token
+    /// without claims.
+    #[must_use]
+    pub fn decide_claims(&self, claims: Option<&Value>) -> Decision {
+        let payload = claims.filter(|claims| claims.is_object());
+        let allowed = match (&self.claims, payload) {
             (None, _) => true,
             (Some(rule), Some(claims)) => rule.eval(claims),
             (Some(_), None) => false,
         };
         let mut headers = Vec::with_capacity(self.forward_headers.len());
         for (name, path) in &self.forward_headers {
-            let claim = payload.as_ref().and_then(|claims| path.lookup(claims));
+            let claim = payload.and_then(|claims| path.lookup(claims));
             push_values(&mut headers, name, claim);
         }
         let username = self
             .username_claim
             .as_ref()
-            .and_then(|path| path.lookup(payload.as_ref()?))
+            .and_then(|path| path.lookup(payload?))
             .and_then(render)
             .map(Arc::from);
         Decision {

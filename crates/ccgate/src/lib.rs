@@ -9,6 +9,7 @@
 //!   cached (sealing in [`store`]), and its claims ([`claims`],
 //!   [`decision`]);
 //! - [`layer`]: a `tower::Layer` for axum, hyper or tonic services;
+//! - [`verify`]: checks of JWT access tokens against a JWKS (`verify`);
 //! - [`metrics`]: Prometheus metrics on a registry you own;
 //! - [`grpc`]: gRPC-shaped denials for gRPC callers;
 //! - [`expr`]: the expression language shared by claims and router rules.
@@ -30,5 +31,6 @@ mod pem;
 mod source;
 pub mod store;
 pub mod token;
+pub mod verify;
 
 pub use middleware::Middleware;

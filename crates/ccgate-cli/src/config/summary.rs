@@ -318,8 +318,37 @@ fn middleware(out: &mut String, middleware: &Middleware) {
         "usernameClaim",
         options.username_claim.as_deref(),
     );
+    checks(out, &shown, options);
     client_config(out, &shown, options);
     store(out, &shown, options);
+}
+
+/// `introspection` and `verify`, the introspection secret only as shown.
+fn checks(out: &mut String, shown: &Shown<'_>, options: &Options) {
+    if let Some(introspection) = &options.introspection {
+        let url = shown.plain("introspection.url", &introspection.url);
+        let method = introspection
+            .auth_method
+            .unwrap_or(options.auth_method)
+            .as_str();
+        let _ = writeln!(out, "introspection: {url} (authMethod {method})");
+        optional(
+            out,
+            shown,
+            "introspection.clientID",
+            introspection.client_id.as_deref(),
+        );
+        if introspection.client_secret.is_some() {
+            let secret = shown.secret("introspection.clientSecret");
+            let _ = writeln!(out, "introspection.clientSecret: {secret}");
+        }
+    }
+    if let Some(verify) = &options.verify {
+        let url = shown.plain("verify.jwksURL", &verify.jwks_url);
+        let _ = writeln!(out, "verify: signatures from {url}");
+        optional(out, shown, "verify.issuer", verify.issuer.as_deref());
+        optional(out, shown, "verify.audience", verify.audience.as_deref());
+    }
 }
 
 fn optional(out: &mut String, shown: &Shown<'_>, name: &str, value: Option<&str>) {
@@ -440,7 +469,10 @@ mod tests {
             "claims": "Equals(`grp`, `admin`)",
             "forwardHeaders": {"X-Group": "grp"},
             "clientConfig": {"tls": {"ca": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----xyz"}},
-            "store": {"secret": "0123456789abcdef", "keyPrefix": "cc:"}
+            "store": {"secret": "0123456789abcdef", "keyPrefix": "cc:"},
+            "introspection": {"url": "https://idp.example.com/introspect", "clientId": "rs",
+                              "clientSecret": "introspection-hunter2"},
+            "verify": {"jwksUrl": "https://idp.example.com/jwks", "issuer": "https://idp.example.com/"}
         }))
         .unwrap();
         let middleware = Middleware {
@@ -504,6 +536,11 @@ mod tests {
             "    forwardHeaders: X-Group <- grp",
             "    clientConfig.tls.ca: PEM (inline)",
             "    clientConfig.tls.key: <redacted>",
+            "    introspection: https://idp.example.com/introspect (authMethod auto)",
+            "    introspection.clientID: rs",
+            "    introspection.clientSecret: <redacted>",
+            "    verify: signatures from https://idp.example.com/jwks",
+            "    verify.issuer: https://idp.example.com/",
             "    store.keyPrefix: cc:",
             "    store.secret: <redacted>",
             "    servers: http://127.0.0.1:9500/\n    passHostHeader: true",
@@ -513,6 +550,7 @@ mod tests {
         for secret in [
             "id-from-a-secret",
             "hunter2-client-secret",
+            "introspection-hunter2",
             "0123456789abcdef",
             "PRIVATE KEY",
         ] {

@@ -2,12 +2,17 @@
 //! names describe one connection, not the message, so a proxy removes
 //! them. On arrival this happens before any middleware (SPEC §10): a
 //! caller's `Connection: authorization, x-group` can then never make
-//! ccgate drop a header it adds itself.
+//! ccgate drop a header it adds itself. The one upgrade that goes on, a
+//! WebSocket handshake, gets its two headers back afterwards
+//! ([`super::websocket`]).
 
 use http::header::{self, HeaderMap, HeaderName};
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
+/// Headers that describe one connection, not the message (RFC 9110
+/// §7.6.1), and `HTTP2-Settings`, which only an `h2c` upgrade carries
+/// (RFC 7540 §3.2.1: connection-specific), so it never reaches a server
+/// whether `Connection` names it or not.
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -16,6 +21,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "te",
     "trailer",
     "upgrade",
+    "http2-settings",
 ];
 
 /// Removes hop-by-hop headers, including those `Connection` names.

@@ -9,7 +9,9 @@
 //!    escapes refused, slashes collapsed and dot segments removed; the
 //!    query is left as it is;
 //! 3. hop-by-hop headers ([`hop_by_hop`]): `Connection` and what it
-//!    names, so a caller cannot remove a header ccgate adds;
+//!    names, so a caller cannot remove a header ccgate adds; a WebSocket
+//!    handshake ([`websocket`]) then gets back `Connection: upgrade` and
+//!    `Upgrade: websocket`, and no other request keeps an `Upgrade`;
 //! 4. forwarded headers ([`forwarded`]): an untrusted client's
 //!    `X-Forwarded-*`, `X-Real-Ip` and `Forwarded` replaced.
 //!
@@ -21,6 +23,7 @@ pub(crate) mod forwarded;
 pub(crate) mod hop_by_hop;
 pub(crate) mod host;
 pub(crate) mod path;
+pub(crate) mod websocket;
 
 use std::borrow::Cow;
 
@@ -164,7 +167,11 @@ pub(crate) fn admit(
         parts.uri = rebuilt(&parts.uri, new_path.as_deref(), host)
             .ok_or(Refusal::Path(PathError::BadEscape))?;
     }
+    let websocket = websocket::is_websocket(parts);
     hop_by_hop::remove_hop_by_hop(&mut parts.headers);
+    if websocket {
+        websocket::mark(&mut parts.headers);
+    }
     forwarded::arrive(&mut parts.headers, trusted, client_ip);
     Ok(())
 }
@@ -258,6 +265,36 @@ mod tests {
             admitted(twice, false).unwrap_err(),
             Refusal::Host(HostError::Repeated)
         );
+    }
+
+    #[test]
+    fn a_websocket_handshake_keeps_only_ccgates_upgrade_headers() {
+        let request = Request::get("/chat")
+            .header("upgrade", "h2c, WebSocket")
+            .header("connection", "Upgrade, HTTP2-Settings, authorization")
+            .header("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA")
+            .header("authorization", "Basic Zm9vOmJhcg==")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .unwrap();
+        let parts = admitted(request, false).unwrap();
+        assert_eq!(parts.headers["upgrade"], "websocket");
+        assert_eq!(parts.headers["connection"], "upgrade");
+        assert!(websocket::is_marked(&parts.headers));
+        assert!(!parts.headers.contains_key("http2-settings"));
+        assert!(
+            !parts.headers.contains_key("authorization"),
+            "named by Connection"
+        );
+        assert!(parts.headers.contains_key("sec-websocket-key"));
+        let h2c = Request::get("/")
+            .header("upgrade", "h2c")
+            .header("connection", "Upgrade")
+            .body(())
+            .unwrap();
+        let parts = admitted(h2c, false).unwrap();
+        assert!(!websocket::is_marked(&parts.headers));
+        assert!(!parts.headers.contains_key("connection"));
     }
 
     #[test]

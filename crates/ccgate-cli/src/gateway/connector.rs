@@ -236,7 +236,10 @@ where
     handshake(TokioIo::new(stream)).await
 }
 
-/// HTTP/1.1 over `io`, its connection driven by a task of its own.
+/// HTTP/1.1 over `io`, its connection driven by a task of its own. It
+/// can be upgraded: after a `101` the task hands the stream to
+/// `hyper::upgrade::on` (a WebSocket tunnel, `super::websocket`), or
+/// closes it when nobody takes it.
 async fn handshake<B, T>(io: T) -> Result<SendRequest<B>, ConnectError>
 where
     B: Body + Send + Unpin + 'static,
@@ -246,7 +249,7 @@ where
 {
     let (sender, connection) = http1::handshake(io).await?;
     tokio::spawn(async move {
-        if let Err(error) = connection.await {
+        if let Err(error) = connection.with_upgrades().await {
             tracing::debug!(%error, "upstream connection ended with an error");
         }
     });

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::StartError;
@@ -24,6 +25,7 @@ use super::transport::{
     HEADER_READ_TIMEOUT, Timeouts,
 };
 use super::upstream::UpstreamPool;
+use super::websocket::Tunnel;
 use crate::config::{self, TlsFiles, Transport};
 use crate::edge::EdgeRules;
 /// Largest request head accepted (HTTP/1.1 buffer, HTTP/2 header list).
@@ -163,8 +165,6 @@ impl EntryPoint {
             );
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                // Held until the connection ends.
-                let _permit = permit;
                 let connection = Arc::new(Connection {
                     gateway,
                     upstream,
@@ -173,6 +173,7 @@ impl EntryPoint {
                     edge,
                     activity: Activity::new(),
                     timeouts,
+                    _permit: permit,
                 });
                 let served = match tls {
                     None => serve(&builder, watcher, stream, connection).await,
@@ -207,6 +208,10 @@ struct Connection {
     /// What its requests tell its stream's timeouts.
     activity: Activity,
     timeouts: Timeouts,
+    /// Its place under `maxConnections`, held as long as the connection
+    /// is: by its stream, and by a WebSocket tunnel that took the stream
+    /// over.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl AsRef<Activity> for Connection {
@@ -228,6 +233,13 @@ where
     let (connection_of_io, timeouts) = (Arc::clone(&connection), connection.timeouts);
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let flight = Flight::begin(Arc::clone(&connection));
+        // hyper can hand this connection over to a WebSocket tunnel (an
+        // HTTP/1.1 request with `Upgrade`): the tunnel would keep a request
+        // in flight, and the connection's idle timeout.
+        let tunnel = request.extensions().get::<OnUpgrade>().map(|_| {
+            let in_flight = Flight::begin(Arc::clone(&connection));
+            Tunnel::new(connection.timeouts.idle, Arc::new(in_flight))
+        });
         async move {
             let Connection {
                 gateway,
@@ -245,7 +257,10 @@ where
                 }
                 _ => None,
             };
-            let request = request.map(|body| CallerBody::new(body, read_by));
+            let mut request = request.map(|body| CallerBody::new(body, read_by));
+            if let Some(tunnel) = tunnel {
+                request.extensions_mut().insert(tunnel);
+            }
             let handled = gateway.handle(upstream, entry_point, edge, origin, request);
             let (response, write_by) = match timeouts.write {
                 None => (handled.await, None),
@@ -269,7 +284,7 @@ where
     watcher
         .watch(
             builder
-                .serve_connection(TokioIo::new(io), service)
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
                 .into_owned(),
         )
         .await

@@ -9,7 +9,8 @@
 //! reloaded ([`reload`]). SIGTERM or SIGINT stops accepting and lets
 //! in-flight requests finish for up to the longest
 //! `transport.lifeCycle.graceTimeOut` of the entry points ([`grace_period`]).
-//! Connections are timed by [`transport`].
+//! Connections are timed by [`transport`]. A WebSocket handshake the
+//! middlewares allow becomes a tunnel to its server ([`websocket`]).
 
 mod access_log;
 mod connector;
@@ -25,6 +26,7 @@ mod sources;
 mod testing;
 mod transport;
 mod upstream;
+mod websocket;
 mod worker;
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! The reverse proxy to a service's servers: round robin, hop-by-hop
 //! headers removed, `X-Forwarded-*` set, bodies streamed both ways, over
-//! the worker's pooled keep-alive connections ([`super::upstream`]).
+//! the worker's pooled keep-alive connections ([`super::upstream`]), or
+//! for a WebSocket handshake over a connection of its own
+//! ([`super::websocket`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use http::{Request, Response, Uri};
 use super::connector::{Connector, Target};
 use super::transport::CallerBody;
 use super::upstream::{RequestBody, UpstreamBody, UpstreamPool};
+use super::websocket;
 use crate::edge::hop_by_hop::remove_hop_by_hop;
 
 /// A service: its servers, taken in turn.
@@ -130,12 +133,19 @@ impl Service {
             _ => server.host.clone(),
         };
         headers.insert(header::HOST, host);
-        match upstream
-            .send(&server.target, request.map(RequestBody::Caller))
-            .await
-        {
+        let sent = match websocket::Upgrade::take(&mut request) {
+            // Boxed: this rare path's future (a connect) would grow every
+            // request's, which hyper moves once per request.
+            Some(upgrade) => Box::pin(upgrade.forward(&server.target, request)).await,
+            None => upstream
+                .send(&server.target, request.map(RequestBody::Caller))
+                .await
+                .and_then(websocket::refuse_unasked),
+        };
+        match sent {
             Ok(mut response) => {
                 remove_hop_by_hop(response.headers_mut());
+                websocket::restore_switch(&mut response);
                 Ok(response)
             }
             Err(error) if error.is_timeout() => {

@@ -57,6 +57,9 @@ pub(crate) enum UpstreamError {
     ResponseTimeout(Duration),
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// The server's answer broke the upgrade rules (`super::websocket`).
+    #[error("{0}")]
+    Protocol(&'static str),
 }
 
 impl UpstreamError {
@@ -331,6 +334,15 @@ pub(crate) struct UpstreamBody<B = RequestBody> {
 }
 
 impl<B> UpstreamBody<B> {
+    /// The body of an answer on a connection that is not the pool's (a
+    /// WebSocket handshake's).
+    pub(crate) fn unpooled(body: Incoming) -> Self {
+        Self {
+            body,
+            give_back: None,
+        }
+    }
+
     fn finished(&mut self) {
         if let Some(GiveBack {
             pool,

@@ -465,3 +465,64 @@ fn invalid_client_authentication_options_name_their_field() {
         );
     }
 }
+
+#[test]
+fn introspection_and_verify_are_shown_without_their_secret() {
+    let main = r#"entryPoints: { web: { address: ':8080' } }
+http:
+  routers:
+    api: { rule: "Path(`/`)", middlewares: [cc-hydra], service: forward-auth@internal }
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: { name: cc-hydra }
+spec:
+  plugin:
+    oAuthClientCredentials:
+      url: https://hydra.example.com/oauth2/token
+      audience: https://api.example.com
+      introspection:
+        url: https://hydra-admin.example.com/admin/oauth2/introspect
+        clientID: introspector
+        clientSecret: urn:k8s:secret:hydra:introspectorSecret
+        authMethod: client_secret_post
+      verify: { jwksURL: "https://hydra.example.com/.well-known/jwks.json", audience: https://api.example.com }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: hydra }
+stringData: { introspectorSecret: introspector-hunter2 }
+"#;
+    let dir = ConfigDir::new(&[("ccgate.yaml", main)]);
+    let summary = dir.valid();
+    assert_contains(
+        &summary,
+        &[
+            "    introspection: https://hydra-admin.example.com/admin/oauth2/introspect (authMethod client_secret_post)\n",
+            "    introspection.clientID: introspector\n",
+            "    introspection.clientSecret: <redacted> (from urn:k8s:secret:hydra:introspectorSecret)\n",
+            "    verify: signatures from https://hydra.example.com/.well-known/jwks.json\n",
+            "    verify.audience: https://api.example.com\n",
+        ],
+    );
+    assert!(!summary.contains("introspector-hunter2"), "{summary}");
+}
+
+#[test]
+fn an_unresolvable_introspection_secret_is_named() {
+    let main = r#"entryPoints: { web: { address: ':8080' } }
+http:
+  middlewares:
+    cc:
+      plugin:
+        oAuthClientCredentials:
+          url: https://idp.example.com/token
+          audience: https://api.example.com
+          introspection: { url: "https://idp.example.com/introspect", clientID: rs, clientSecret: "urn:k8s:secret:missing:pw" }
+"#;
+    let error = ConfigDir::new(&[("ccgate.yaml", main)]).invalid();
+    assert!(
+        error.contains("introspection.clientSecret") && error.contains("urn:k8s:secret:missing:pw"),
+        "{error}"
+    );
+}

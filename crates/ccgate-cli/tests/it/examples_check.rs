@@ -40,6 +40,7 @@ fn every_example_configuration_passes_check() {
         "forward-auth/caddy/ccgate.yaml",
         "forward-auth/nginx/ccgate.yaml",
         "forward-auth/traefik/ccgate.yaml",
+        "egress/ccgate.yaml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

@@ -13,8 +13,10 @@ mod gateway_limits;
 mod gateway_ops;
 mod gateway_routing;
 mod gateway_safety;
+mod gateway_token_checks;
 mod gateway_transport;
 mod gateway_upstreams;
+mod gateway_websocket;
 #[cfg(feature = "kubernetes")]
 mod kubernetes_provider;
 mod support;

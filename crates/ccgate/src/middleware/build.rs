@@ -13,7 +13,7 @@ use crate::credentials::Credentials;
 use crate::decision::Rules;
 use crate::metrics::Metrics;
 use crate::options::{Options, OptionsError};
-use crate::source::TokenSource;
+use crate::source::{Checks, TokenSource};
 use crate::store::key::{KeyDeriver, KeyMaterial, Scope};
 use crate::store::memory::{DEFAULT_MAX_ENTRIES, Memory};
 #[cfg(feature = "redis")]
@@ -21,8 +21,10 @@ use crate::store::redis::{MAX_WAIT, Redis};
 use crate::store::seal::Sealer;
 use crate::token::{
     AuthMethod, BuildError, CredentialsLevel, Endpoint, EndpointSettings, Outcome, TlsSettings,
-    check_parameter,
+    check_parameter, http_client,
 };
+use crate::verify::Verifier;
+use crate::verify::jwks::Jwks;
 
 /// Longest accepted `clientConfig.timeoutSeconds`.
 const MAX_TIMEOUT_SECONDS: u64 = 300;
@@ -123,6 +125,7 @@ impl Builder {
         let gateway_credentials = gateway_credentials(&options)?;
         let rules = Arc::new(rules(&options)?);
         let endpoint = endpoint(&options)?;
+        let checks = checks(&options)?;
         let secret = options
             .store
             .secret
@@ -156,6 +159,7 @@ impl Builder {
                     .as_ref()
                     .map(ExposeSecret::expose_secret),
                 private_key_id: options.private_key_id.as_deref(),
+                checks: check_parts(&options),
             },
         );
         let token_settings = fingerprint(&options, &self.name, self.max_entries);
@@ -180,6 +184,7 @@ impl Builder {
                     } else {
                         CredentialsLevel::Application
                     },
+                    checks,
                     handles,
                 )
             }
@@ -250,6 +255,7 @@ fn fingerprint(options: &Options, name: &str, max_entries: u64) -> [u8; 32] {
     for (name, value) in &options.parameters {
         parts.extend([Some(name.clone()), Some(value.clone())]);
     }
+    parts.extend(check_parts(options).map(|part| part.map(str::to_owned)));
     parts.push(Some(redis.is_some().to_string()));
     parts.extend(redis.into_iter().flatten());
     let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
@@ -266,6 +272,109 @@ fn fingerprint(options: &Options, name: &str, max_entries: u64) -> [u8; 32] {
     let mut hash = [0u8; 32];
     hash.copy_from_slice(context.finish().as_ref());
     hash
+}
+
+/// The `introspection` and `verify` options as the cache key and the
+/// token settings see them (secrets enter only hashes).
+fn check_parts(options: &Options) -> [Option<&str>; 7] {
+    let introspection = options.introspection.as_ref();
+    let verify = options.verify.as_ref();
+    [
+        introspection.map(|i| i.url.as_str()),
+        introspection.and_then(|i| i.client_id.as_deref()),
+        introspection
+            .and_then(|i| i.client_secret.as_ref())
+            .map(ExposeSecret::expose_secret),
+        introspection.and_then(|i| i.auth_method.map(AuthMethod::as_str)),
+        verify.map(|v| v.jwks_url.as_str()),
+        verify.and_then(|v| v.issuer.as_deref()),
+        verify.and_then(|v| v.audience.as_deref()),
+    ]
+}
+
+/// The `introspection` endpoint and the `verify` checks.
+fn checks(options: &Options) -> Result<Checks, OptionsError> {
+    let mut checks = Checks::default();
+    if let Some(introspection) = &options.introspection {
+        if introspection.url.is_empty() {
+            return Err(OptionsError::new("introspection.url", "required"));
+        }
+        let method = introspection.auth_method.unwrap_or(options.auth_method);
+        let credentials = match (&introspection.client_id, &introspection.client_secret) {
+            (_, Some(_)) if !method.uses_secret() => {
+                return Err(OptionsError::new(
+                    "introspection.clientSecret",
+                    format!("must not be set with authMethod {method} (no client secret is sent)"),
+                ));
+            }
+            (Some(id), Some(secret)) => Some(Credentials::new(id.clone(), secret.clone())),
+            (Some(id), None) if !method.uses_secret() => {
+                Some(Credentials::new(id.clone(), SecretString::from("")))
+            }
+            (Some(_), None) => {
+                return Err(OptionsError::new(
+                    "introspection.clientSecret",
+                    "must be set when introspection.clientID is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(OptionsError::new(
+                    "introspection.clientID",
+                    "must be set when introspection.clientSecret is set",
+                ));
+            }
+            (None, None) => None,
+        };
+        let settings = EndpointSettings {
+            url: introspection.url.clone(),
+            auth_method: method,
+            ..endpoint_settings(options)?
+        };
+        let endpoint = Endpoint::new(settings).map_err(|error| match error {
+            BuildError::Invalid {
+                field: "url",
+                reason,
+            } => OptionsError::new("introspection.url", reason),
+            BuildError::Invalid { field, reason } => {
+                OptionsError::new(field, format!("{reason} (for introspection)"))
+            }
+            other => OptionsError::new("introspection", other.to_string()),
+        })?;
+        checks.introspection = Some((endpoint, credentials));
+    }
+    if let Some(verify) = &options.verify {
+        const FIELD: &str = "verify.jwksURL";
+        if verify.jwks_url.is_empty() {
+            return Err(OptionsError::new(FIELD, "required"));
+        }
+        let url = crate::token::parse_url(&verify.jwks_url)
+            .map_err(|error| OptionsError::new(FIELD, field_reason(error)))?;
+        let client = &options.client_config;
+        let timeout = Duration::from_secs(client.timeout_seconds);
+        let tls = TlsSettings {
+            ca: client.tls.ca.clone(),
+            cert: client.tls.cert.clone(),
+            key: client.tls.key.clone(),
+            insecure_skip_verify: client.tls.insecure_skip_verify,
+        };
+        let http = http_client(&tls, &url, timeout).map_err(|error| match error {
+            BuildError::Invalid { field, reason } => OptionsError::new(field, reason),
+            other => OptionsError::new(FIELD, other.to_string()),
+        })?;
+        checks.verifier = Some(Verifier::new(
+            Jwks::new(http, url, timeout),
+            verify.issuer.clone(),
+            verify.audience.clone(),
+        ));
+    }
+    Ok(checks)
+}
+
+fn field_reason(error: BuildError) -> String {
+    match error {
+        BuildError::Invalid { reason, .. } => reason,
+        other => other.to_string(),
+    }
 }
 
 /// The Redis store of `store.redis`, if set, sealing with `sealer`.
@@ -461,6 +570,15 @@ fn reject_unresolved_urns(options: &Options) -> Result<(), OptionsError> {
         ("clientConfig.tls.cert", tls.cert.as_deref()),
         ("clientConfig.tls.key", secret(&tls.key)),
     ];
+    if let Some(introspection) = &options.introspection {
+        fields.extend([
+            ("introspection.clientID", introspection.client_id.as_deref()),
+            (
+                "introspection.clientSecret",
+                secret(&introspection.client_secret),
+            ),
+        ]);
+    }
     if let Some(redis) = &options.store.redis {
         fields.extend([
             ("store.redis.username", redis.username.as_deref()),

@@ -10,7 +10,7 @@
 //! required fields, lengths, expressions, PEM — run when the middleware is
 //! built ([`crate::Middleware::new`]), and name their field the same way.
 //!
-//! Secret values (`clientSecret`, `privateKey`, `store.secret`, `clientConfig.tls.key`,
+//! Secret values (`clientSecret`, `privateKey`, `introspection.clientSecret`, `store.secret`, `clientConfig.tls.key`,
 //! the Redis passwords and `store.redis.tls.key`) are [`SecretString`]s: `Debug` redacts them and no error shows them.
 //! Secret URNs (`urn:k8s:secret:NAME:KEY`) are resolved by the gateway
 //! before the options reach this crate; an unresolved one is an error.
@@ -96,6 +96,50 @@ pub struct Options {
     /// ccgate extension: the `kid` of `private_key_jwt` assertions.
     #[serde(rename = "privateKeyID", deserialize_with = "non_empty")]
     pub private_key_id: Option<String>,
+    /// ccgate extension: introspect access tokens that are not JWTs
+    /// (RFC 7662); the introspection response is then their claims set.
+    pub introspection: Option<IntrospectionOptions>,
+    /// ccgate extension: verify JWT access tokens against a JWKS.
+    pub verify: Option<VerifyOptions>,
+}
+
+/// `introspection`: the RFC 7662 endpoint that tells what an opaque access
+/// token stands for. The credentials default to the middleware's own (at
+/// application level, the caller's), the method to its `authMethod`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct IntrospectionOptions {
+    /// The introspection endpoint, e.g.
+    /// `https://hydra.example.com/admin/oauth2/introspect`. Required.
+    pub url: String,
+    /// The client id that authenticates to it; set together with
+    /// `client_secret` (unless `auth_method` needs no secret).
+    #[serde(rename = "clientID", deserialize_with = "non_empty")]
+    pub client_id: Option<String>,
+    /// Its client secret (a URN allowed, resolved by the gateway).
+    #[serde(deserialize_with = "non_empty_secret")]
+    pub client_secret: Option<SecretString>,
+    /// How to authenticate to it; unset: the middleware's `authMethod`.
+    pub auth_method: Option<AuthMethod>,
+}
+
+/// `verify`: the checks a JWT access token must pass before it is
+/// forwarded.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Where the authorization server publishes its signing keys (its
+    /// `jwks_uri`). Required.
+    #[serde(rename = "jwksURL")]
+    pub jwks_url: String,
+    /// The `iss` the token must carry, when set.
+    #[serde(deserialize_with = "non_empty")]
+    pub issuer: Option<String>,
+    /// A value the token's `aud` must be or contain, when set.
+    #[serde(deserialize_with = "non_empty")]
+    pub audience: Option<String>,
 }
 
 /// `clientConfig`: the connection to the authorization server.
@@ -444,6 +488,34 @@ mod tests {
         assert_eq!(err.field(), "resource");
         let err = Options::from_value(json!({"privateKey": 3})).unwrap_err();
         assert_eq!(err.field(), "privateKey");
+    }
+
+    #[test]
+    fn introspection_and_verify_are_read_in_any_case() {
+        let options = Options::from_value(json!({
+            "Introspection": {"URL": "https://idp/introspect", "clientId": "rs",
+                "ClientSecret": "introspection-pw", "authmethod": "client_secret_post"},
+            "verify": {"JWKSUrl": "https://idp/jwks", "Issuer": "https://idp", "AUDIENCE": "api"}
+        }))
+        .unwrap();
+        let introspection = options.introspection.as_ref().unwrap();
+        assert_eq!(introspection.url, "https://idp/introspect");
+        assert_eq!(introspection.client_id.as_deref(), Some("rs"));
+        assert_eq!(
+            introspection.auth_method,
+            Some(AuthMethod::ClientSecretPost)
+        );
+        let verify = options.verify.as_ref().unwrap();
+        assert_eq!(verify.jwks_url, "https://idp/jwks");
+        assert_eq!(verify.issuer.as_deref(), Some("https://idp"));
+        assert_eq!(verify.audience.as_deref(), Some("api"));
+        assert!(!format!("{options:?}").contains("introspection-pw"));
+        let err =
+            Options::from_value(json!({"introspection": {"clientSecret": 12345678}})).unwrap_err();
+        assert_eq!(err.field(), "introspection.clientSecret");
+        assert!(!err.to_string().contains("12345678"), "{err}");
+        let err = Options::from_value(json!({"verify": {"jwks": "x"}})).unwrap_err();
+        assert_eq!(err.field(), "verify.jwks");
     }
 
     #[test]

@@ -34,6 +34,25 @@
 //! shared by the callers waiting for the same fetch. Only a rejection of
 //! application-level credentials with 400 or 401 is negative-cached.
 //!
+//! # Introspection and verification (SPEC §2.7)
+//!
+//! A fetched token is examined before it is cached ([`Checks`]): with
+//! `introspection`, a token that is not a JWT is introspected once (its
+//! response becomes the entry's claims; `active: false` is
+//! [`FetchError::Inactive`], 403); with `verify`, a JWT's signature, `iss`
+//! and `aud` are checked ([`FetchError::Unverified`], 502). Such a token
+//! is never cached or forwarded. The introspection request is part of
+//! the token request as far as SPEC §2.8 goes: it happens inside the
+//! same breaker ticket (an introspection endpoint that fails — no
+//! answer, a timeout, 429 or 5xx — counts towards the cool-down, so a
+//! dead introspection endpoint does not turn every request into a token
+//! request), after the throttle, and with its own bound on requests in
+//! flight (its [`Endpoint`]) and the retries of `clientConfig`. An
+//! inactive or unverified token is remembered like a rejection for
+//! [`NEGATIVE_TTL`] (at both levels: the next token would most likely
+//! fail the same way), so it costs at most one token request per key per
+//! [`NEGATIVE_TTL`].
+//!
 //! # With Redis
 //!
 //! The memory store stays in front. Its fetch (still one per key per
@@ -62,7 +81,9 @@ use crate::store::key::{CacheKey, KeyDeriver};
 use crate::store::memory::{Fetched, Memory};
 #[cfg(feature = "redis")]
 use crate::store::redis::Redis;
-use crate::token::{CredentialsLevel, Endpoint, FetchError, Outcome};
+use crate::token::introspection::Introspection;
+use crate::token::{CredentialsLevel, Endpoint, FetchError, Outcome, TokenResponse};
+use crate::verify::Verifier;
 use breaker::Breaker;
 use throttle::Throttle;
 
@@ -83,6 +104,16 @@ const MAX_REJECTIONS: u64 = 10_000;
 /// another (the current token is still served meanwhile).
 const REFRESH_RETRY: Duration = Duration::from_secs(1);
 
+/// What a fetched token must pass before it is cached (module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Checks {
+    /// The introspection endpoint, and the credentials it takes (`None`:
+    /// those of the token request).
+    pub(crate) introspection: Option<(Endpoint, Option<Credentials>)>,
+    /// The `verify` checks.
+    pub(crate) verifier: Option<Verifier>,
+}
+
 /// Tokens for one middleware: its endpoint, key deriver and stores.
 #[derive(Clone)]
 pub(crate) struct TokenSource {
@@ -100,6 +131,7 @@ struct Inner {
     /// Per-client-id budgets; application level only.
     throttle: Option<Throttle>,
     breaker: Breaker,
+    checks: Checks,
     metrics: Handles,
 }
 
@@ -113,6 +145,7 @@ impl TokenSource {
         memory: Memory,
         #[cfg(feature = "redis")] redis: Option<Redis>,
         level: CredentialsLevel,
+        checks: Checks,
         metrics: Handles,
     ) -> Self {
         let rejected = Cache::builder()
@@ -130,6 +163,7 @@ impl TokenSource {
                 level,
                 throttle: (level == CredentialsLevel::Application).then(Throttle::new),
                 breaker: Breaker::default(),
+                checks,
                 metrics,
             }),
         }
@@ -246,8 +280,9 @@ impl Inner {
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.redis {
             let fetch = || Arc::clone(&self).fetch(key, credentials, Arc::clone(&rules), refresh);
+            let verifier = self.checks.verifier.as_ref();
             return redis
-                .read_through(&key, &rules, current.as_deref(), fetch)
+                .read_through(&key, &rules, verifier, current.as_deref(), fetch)
                 .await;
         }
         Arc::clone(&self)
@@ -276,17 +311,24 @@ impl Inner {
             return Err(self.refuse(FetchError::Throttled { retry_after }));
         }
         let requested_at = Instant::now();
-        let response = self.endpoint.fetch(&credentials).await;
+        let response = match self.endpoint.fetch(&credentials).await {
+            Ok(token) => self
+                .examine(&credentials, &token)
+                .await
+                .map(|claims| (token, claims)),
+            Err(error) => Err(error),
+        };
         ticket.finish(response.as_ref().err(), Instant::now());
         self.metrics
             .token_duration
             .observe(requested_at.elapsed().as_secs_f64());
-        let entry = response.and_then(|token| {
-            Entry::new(
+        let entry = response.and_then(|(token, claims)| {
+            Entry::with_claims(
                 token.access_token.expose_secret(),
                 token.expires_in,
                 requested_at,
                 &rules,
+                claims,
             )
             .map_err(unusable)
         });
@@ -300,20 +342,60 @@ impl Inner {
                     self.metrics.token_request(outcome);
                 }
                 let error = Arc::new(error);
-                let remembered = self.level == CredentialsLevel::Application
-                    && matches!(
-                        *error,
-                        FetchError::Rejected {
-                            status: 400 | 401,
-                            ..
-                        }
-                    );
+                let remembered =
+                    matches!(*error, FetchError::Inactive | FetchError::Unverified { .. })
+                        || (self.level == CredentialsLevel::Application
+                            && matches!(
+                                *error,
+                                FetchError::Rejected {
+                                    status: 400 | 401,
+                                    ..
+                                }
+                            ));
                 if remembered {
                     self.rejected.insert(key, Arc::clone(&error)).await;
                 }
                 Err(error)
             }
         }
+    }
+
+    /// The checks of a fetched token (module docs): its introspection
+    /// response when it was introspected.
+    async fn examine(
+        &self,
+        credentials: &Credentials,
+        token: &TokenResponse,
+    ) -> Result<Option<Arc<serde_json::Value>>, FetchError> {
+        let access_token = token.access_token.expose_secret();
+        let is_jwt = crate::decision::jwt_payload(access_token).is_some();
+        if let Some(verifier) = &self.checks.verifier
+            && let Err(error) = verifier.verify(access_token).await
+        {
+            tracing::warn!(error = %error, "the token endpoint's token failed verification; not forwarded");
+            return Err(error);
+        }
+        let Some((endpoint, own)) = self.checks.introspection.as_ref().filter(|_| !is_jwt) else {
+            return Ok(None);
+        };
+        let credentials = own.as_ref().unwrap_or(credentials);
+        let introspection: Introspection = endpoint
+            .introspect(credentials, access_token)
+            .await
+            .map_err(|error| {
+                tracing::warn!(error = %error, "introspection of a new access token failed");
+                FetchError::Introspection(Box::new(error))
+            })?;
+        if !introspection.active {
+            tracing::info!(
+                "the introspection endpoint says a new access token is not active; not forwarded"
+            );
+            return Err(FetchError::Inactive);
+        }
+        if introspection.remaining() == Some(Duration::ZERO) {
+            return Err(FetchError::Inactive);
+        }
+        Ok(Some(introspection.claims))
     }
 
     /// A token request not sent, counted by its reason.

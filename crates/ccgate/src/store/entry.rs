@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use serde_json::Value;
 
 use crate::decision::{Decision, Rules, jwt_payload};
 
@@ -29,6 +30,9 @@ pub(crate) struct Entry {
     expires_at: Instant,
     refresh_at: Instant,
     refreshing: AtomicBool,
+    /// The introspection response of an opaque token (`introspection`):
+    /// its claims set. `None`: the claims are the JWT payload, if any.
+    introspected: Option<Arc<Value>>,
     decision: ArcSwap<Decided>,
     /// Digest of the value this token was written as (or read from) in a
     /// shared store, to delete it there only if it is still the same.
@@ -68,7 +72,8 @@ struct Decided {
 pub(crate) enum Unusable {
     /// The token holds bytes not allowed in a header value.
     NotAHeaderValue,
-    /// Its JWT `exp` has already passed and no `expires_in` says otherwise.
+    /// Its JWT `exp` (or introspected `exp`) has already passed and no
+    /// `expires_in` says otherwise.
     Expired,
 }
 
@@ -84,17 +89,39 @@ impl Entry {
     /// # Errors
     ///
     /// [`Unusable`] when the token cannot be forwarded.
+    #[cfg(test)]
     pub(crate) fn new(
         access_token: &str,
         expires_in: Option<Duration>,
         requested_at: Instant,
         rules: &Arc<Rules>,
     ) -> Result<Self, Unusable> {
+        Self::with_claims(access_token, expires_in, requested_at, rules, None)
+    }
+
+    /// As [`Entry::new`], for a token whose claims set is the
+    /// introspection response `introspected` (when set): its `exp`, when
+    /// earlier, bounds the lifetime, and decisions are made on it.
+    ///
+    /// # Errors
+    ///
+    /// [`Unusable`] when the token cannot be forwarded (its introspected
+    /// `exp` has passed, among others).
+    pub(crate) fn with_claims(
+        access_token: &str,
+        expires_in: Option<Duration>,
+        requested_at: Instant,
+        rules: &Arc<Rules>,
+        introspected: Option<Arc<Value>>,
+    ) -> Result<Self, Unusable> {
         let authorization = bearer(access_token)?;
-        let lifetime = match expires_in {
+        let mut lifetime = match expires_in {
             Some(lifetime) => lifetime,
             None => jwt_lifetime(access_token)?.unwrap_or(DEFAULT_LIFETIME),
         };
+        if let Some(remaining) = exp_lifetime(introspected.as_deref())? {
+            lifetime = lifetime.min(remaining);
+        }
         let usable = lifetime - MAX_MARGIN.min(lifetime / 10);
         let expires_at = requested_at + usable;
         let refresh_at = expires_at - MAX_REFRESH_AHEAD.min(usable / 5);
@@ -104,6 +131,7 @@ impl Entry {
             refresh_at,
             access_token,
             rules,
+            introspected,
         ))
     }
 
@@ -126,6 +154,7 @@ impl Entry {
         access_token: &str,
         times: WallTimes,
         rules: &Arc<Rules>,
+        introspected: Option<Arc<Value>>,
     ) -> Result<Self, Unusable> {
         let authorization = bearer(access_token)?;
         let now = Instant::now();
@@ -133,6 +162,9 @@ impl Entry {
         let mut remaining = Duration::from_millis(times.expires_at_ms.saturating_sub(now_ms));
         if let Some(jwt) = jwt_lifetime(access_token)? {
             remaining = remaining.min(jwt);
+        }
+        if let Some(exp) = exp_lifetime(introspected.as_deref())? {
+            remaining = remaining.min(exp);
         }
         if remaining.is_zero() {
             return Err(Unusable::Expired);
@@ -149,6 +181,7 @@ impl Entry {
             refresh_at,
             access_token,
             rules,
+            introspected,
         ))
     }
 
@@ -158,10 +191,11 @@ impl Entry {
         refresh_at: Instant,
         access_token: &str,
         rules: &Arc<Rules>,
+        introspected: Option<Arc<Value>>,
     ) -> Self {
         let decided = Decided {
             rules: Arc::clone(rules),
-            decision: Arc::new(rules.decide(access_token)),
+            decision: Arc::new(decide(rules, access_token, introspected.as_deref())),
         };
         Self {
             authorization,
@@ -169,6 +203,7 @@ impl Entry {
             expires_at,
             refresh_at,
             refreshing: AtomicBool::new(false),
+            introspected,
             decision: ArcSwap::from_pointee(decided),
             #[cfg(feature = "redis")]
             stored_as: OnceLock::new(),
@@ -216,6 +251,12 @@ impl Entry {
         std::str::from_utf8(&self.authorization.as_bytes()[7..]).unwrap_or_default()
     }
 
+    /// The introspection response the token's claims come from, if any.
+    #[must_use]
+    pub(crate) fn introspected(&self) -> Option<&Arc<Value>> {
+        self.introspected.as_ref()
+    }
+
     /// When this process obtained the token: when the token endpoint's
     /// answer was made into this entry, or, for an entry read from a
     /// shared store, when it was read (another replica may have fetched
@@ -259,7 +300,11 @@ impl Entry {
         if Arc::ptr_eq(&current.rules, rules) {
             return Arc::clone(&current.decision);
         }
-        let decision = Arc::new(rules.decide(self.access_token()));
+        let decision = Arc::new(decide(
+            rules,
+            self.access_token(),
+            self.introspected.as_deref(),
+        ));
         self.decision.store(Arc::new(Decided {
             rules: Arc::clone(rules),
             decision: Arc::clone(&decision),
@@ -296,20 +341,41 @@ fn bearer(access_token: &str) -> Result<HeaderValue, Unusable> {
     Ok(authorization)
 }
 
-/// The remaining lifetime from a JWT's `exp`, if it is a JWT with one.
-fn jwt_lifetime(token: &str) -> Result<Option<Duration>, Unusable> {
-    let Some(exp) = jwt_payload(token).and_then(|claims| claims.get("exp")?.as_f64()) else {
+/// The decision on a token: on its introspection response when it has
+/// one, else on its JWT payload.
+fn decide(rules: &Rules, access_token: &str, introspected: Option<&Value>) -> Decision {
+    match introspected {
+        Some(claims) => rules.decide_claims(Some(claims)),
+        None => rules.decide(access_token),
+    }
+}
+
+/// The remaining lifetime by the `exp` of an introspection response.
+fn exp_lifetime(introspected: Option<&Value>) -> Result<Option<Duration>, Unusable> {
+    let Some(exp) = introspected.and_then(|claims| claims.get("exp")?.as_f64()) else {
         return Ok(None);
     };
+    remaining_until(exp).map(Some)
+}
+
+fn remaining_until(exp: f64) -> Result<Duration, Unusable> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
     let remaining = exp - now;
-    if remaining <= 0.0 {
+    if remaining <= 0.0 || !remaining.is_finite() {
         return Err(Unusable::Expired);
     }
-    Ok(Some(Duration::from_secs_f64(remaining.min(1e9))))
+    Ok(Duration::from_secs_f64(remaining.min(1e9)))
+}
+
+/// The remaining lifetime from a JWT's `exp`, if it is a JWT with one.
+fn jwt_lifetime(token: &str) -> Result<Option<Duration>, Unusable> {
+    let Some(exp) = jwt_payload(token).and_then(|claims| claims.get("exp")?.as_f64()) else {
+        return Ok(None);
+    };
+    remaining_until(exp).map(Some)
 }
 
 #[cfg(test)]
@@ -428,7 +494,7 @@ mod tests {
             18_000,
             "refresh 18 s before the end"
         );
-        let restored = Entry::restore("t", times, &rules()).unwrap();
+        let restored = Entry::restore("t", times, &rules(), None).unwrap();
         let drift = |a: Instant, b: Instant| a.max(b) - a.min(b);
         assert!(drift(restored.expires_at, entry.expires_at) < Duration::from_millis(5));
         assert!(drift(restored.refresh_at, entry.refresh_at) < Duration::from_millis(5));
@@ -450,14 +516,14 @@ mod tests {
             refresh_at_ms: now_ms - 10,
         };
         assert_eq!(
-            Entry::restore("t", past, &rules()).unwrap_err(),
+            Entry::restore("t", past, &rules(), None).unwrap_err(),
             Unusable::Expired
         );
         let far = WallTimes {
             expires_at_ms: now_ms + 3_600_000,
             refresh_at_ms: now_ms + 3_000_000,
         };
-        let entry = Entry::restore(&jwt_expiring_in(10), far, &rules()).unwrap();
+        let entry = Entry::restore(&jwt_expiring_in(10), far, &rules(), None).unwrap();
         let left = entry.expires_at - Instant::now();
         assert!(
             left <= Duration::from_secs(10),
@@ -465,12 +531,60 @@ mod tests {
         );
         assert!(entry.refresh_at <= entry.expires_at);
         assert_eq!(
-            Entry::restore(&jwt_expiring_in(-1), far, &rules()).unwrap_err(),
+            Entry::restore(&jwt_expiring_in(-1), far, &rules(), None).unwrap_err(),
             Unusable::Expired
         );
         assert_eq!(
-            Entry::restore("a\nb", far, &rules()).unwrap_err(),
+            Entry::restore("a\nb", far, &rules(), None).unwrap_err(),
             Unusable::NotAHeaderValue
+        );
+    }
+
+    #[test]
+    fn an_introspected_exp_bounds_the_lifetime_and_gives_the_claims() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let t0 = Instant::now();
+        let claims = Arc::new(serde_json::json!({"active": true, "grp": "a", "exp": now + 20}));
+        let rules = Arc::new(Rules::new(
+            Some("Equals(`grp`, `a`)".parse().unwrap()),
+            vec![],
+            None,
+        ));
+        let entry = Entry::with_claims(
+            "opaque",
+            Some(Duration::from_secs(300)),
+            t0,
+            &rules,
+            Some(Arc::clone(&claims)),
+        )
+        .unwrap();
+        assert!(entry.expires_at - t0 <= Duration::from_secs(20), "exp wins");
+        assert!(
+            entry.decision(&rules).allowed,
+            "claims from the introspection"
+        );
+        let later = Arc::new(serde_json::json!({"active": true, "exp": now + 1000}));
+        let entry = Entry::with_claims(
+            "opaque",
+            Some(Duration::from_secs(100)),
+            t0,
+            &rules,
+            Some(later),
+        )
+        .unwrap();
+        assert_eq!(
+            entry.expires_at - t0,
+            Duration::from_secs(90),
+            "expires_in wins"
+        );
+        assert!(!entry.decision(&rules).allowed, "no grp claim");
+        let past = Arc::new(serde_json::json!({"active": true, "exp": now - 1}));
+        assert_eq!(
+            Entry::with_claims("opaque", None, t0, &rules, Some(past)).unwrap_err(),
+            Unusable::Expired
         );
     }
 

@@ -3,7 +3,8 @@
 //!
 //! The hash covers the token endpoint URL, audience, scopes, resource
 //! indicators, extra form parameters, client authentication method and
-//! its key (`privateKey`, `privateKeyID`), client id and client secret,
+//! its key (`privateKey`, `privateKeyID`), the `introspection` and
+//! `verify` options (an entry holds their outcome), client id and client secret,
 //! each length-prefixed so that no two different tuples encode alike. Raw ids
 //! and secrets never appear in a key, and a wrong secret for a known
 //! client id hashes to another key, so it can never hit the right one's
@@ -70,6 +71,9 @@ pub(crate) struct Scope<'a> {
     pub(crate) private_key: Option<&'a str>,
     /// `privateKeyID`.
     pub(crate) private_key_id: Option<&'a str>,
+    /// `introspection` (url, clientID, clientSecret, authMethod) and
+    /// `verify` (jwksURL, issuer, audience), unset parts `None`.
+    pub(crate) checks: [Option<&'a str>; 7],
 }
 
 /// Derives [`CacheKey`]s for one middleware: the parts that do not depend
@@ -116,7 +120,8 @@ impl KeyDeriver {
             update(&mut prefilled, name.as_bytes());
             update(&mut prefilled, value.as_bytes());
         }
-        for part in [scope.private_key, scope.private_key_id] {
+        let parts = [scope.private_key, scope.private_key_id];
+        for part in parts.iter().chain(&scope.checks) {
             match part {
                 Some(text) => {
                     prefilled.update(&[1]);
@@ -196,6 +201,7 @@ mod tests {
             auth_method: "auto",
             private_key: None,
             private_key_id: None,
+            checks: [None; 7],
         }
     }
 
@@ -296,6 +302,34 @@ mod tests {
             }),
             with(Scope {
                 private_key: Some(""),
+                ..scope
+            }),
+            with(Scope {
+                checks: [
+                    Some("https://idp/introspect"),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
+                ..scope
+            }),
+            with(Scope {
+                checks: [None, None, None, None, Some("https://idp/jwks"), None, None],
+                ..scope
+            }),
+            with(Scope {
+                checks: [
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some("https://idp/jwks"),
+                    Some("iss"),
+                    None,
+                ],
                 ..scope
             }),
             deriver(KeyMaterial::Secret(b"fedcba9876543210")).derive(&creds("app", "s")),

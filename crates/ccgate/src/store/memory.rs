@@ -396,6 +396,7 @@ mod tests {
                 auth_method: "auto",
                 private_key: None,
                 private_key_id: None,
+                checks: [None; 7],
             },
         )
         .derive(&Credentials::new(id, SecretString::from("secret")))

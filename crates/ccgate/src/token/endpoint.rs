@@ -11,6 +11,7 @@ use reqwest::{Response, StatusCode, Url};
 use super::assertion::{self, PrivateKey, Signing};
 use super::auth::{self, AuthMethod, Memory, Placement};
 use super::error::oauth_error_code;
+use super::introspection::Introspection;
 use super::settings::{EndpointSettings, is_loopback};
 use super::tls;
 use super::{BuildError, FetchError, Outcome, TokenResponse, retry};
@@ -18,6 +19,10 @@ use crate::credentials::Credentials;
 
 /// Largest success body read; a larger one is [`FetchError::Malformed`].
 const MAX_TOKEN_BODY: usize = 256 * 1024;
+
+/// Largest introspection response read (RFC 7662 §2.2); a larger one is
+/// [`FetchError::Malformed`].
+pub const MAX_INTROSPECTION_BODY: usize = 64 * 1024;
 
 /// Largest error body read for its OAuth `error` code.
 const MAX_ERROR_BODY: usize = 16 * 1024;
@@ -124,19 +129,7 @@ impl Endpoint {
     /// to the certificate. The error never holds key material.
     pub fn new(settings: EndpointSettings) -> Result<Self, BuildError> {
         let url = settings.validate()?;
-        let https = url.scheme() == "https";
-        let tls = tls::client_config(&settings.tls, url.as_str(), https)?;
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.timeout)
-            .user_agent(concat!("ccgate/", env!("CARGO_PKG_VERSION")));
-        if is_loopback(&url) {
-            builder = builder.no_proxy();
-        }
-        let client = builder.build().map_err(|e| BuildError::Client {
-            detail: transport_detail(&e),
-        })?;
+        let client = http_client(&settings.tls, &url, settings.timeout)?;
         let private_key = match (settings.auth_method, &settings.private_key) {
             (AuthMethod::PrivateKeyJwt, Some(pem)) => Some(PrivateKey::from_pem(pem)?),
             _ => None,
@@ -211,22 +204,87 @@ impl Endpoint {
     /// than 429), unreachable, unavailable (429/5xx), malformed answer, or
     /// timeout. It never holds the secret, the token or the answer's body.
     pub async fn fetch(&self, credentials: &Credentials) -> Result<TokenResponse, FetchError> {
-        let inner = &*self.inner;
-        match inner.auth_method {
-            AuthMethod::ClientSecretBasic => inner.exchange(credentials, Placement::Header).await,
-            AuthMethod::ClientSecretPost => inner.exchange(credentials, Placement::Body).await,
-            AuthMethod::ClientSecretJwt => inner.exchange(credentials, Placement::SecretJwt).await,
-            AuthMethod::PrivateKeyJwt => inner.exchange(credentials, Placement::KeyJwt).await,
-            AuthMethod::TlsClientAuth => inner.exchange(credentials, Placement::TlsClient).await,
-            AuthMethod::Auto => inner.fetch_auto(credentials).await,
-        }
+        let call = Call {
+            form: &self.inner.form,
+            parse: TokenResponse::from_json,
+            cap: MAX_TOKEN_BODY,
+            too_large: "the body is larger than 256 KiB",
+            kind: "token",
+        };
+        self.inner.call(credentials, &call).await
+    }
+
+    /// Asks this endpoint — an introspection endpoint (RFC 7662 §2.1) —
+    /// what `access_token` stands for, authenticated with `credentials`
+    /// per the configured method, with the same timeout, retries and
+    /// request slots as a token request.
+    ///
+    /// # Errors
+    ///
+    /// A [`FetchError`] as for [`fetch`](Self::fetch); a body that is not
+    /// an introspection response (or is larger than
+    /// [`MAX_INTROSPECTION_BODY`]) is [`FetchError::Malformed`].
+    pub(crate) async fn introspect(
+        &self,
+        credentials: &Credentials,
+        access_token: &str,
+    ) -> Result<Introspection, FetchError> {
+        let form = format!(
+            "token={}&token_type_hint=access_token",
+            auth::form_urlencode(access_token)
+        );
+        let call = Call {
+            form: &form,
+            parse: Introspection::from_json,
+            cap: MAX_INTROSPECTION_BODY,
+            too_large: "the introspection response is larger than 64 KiB",
+            kind: "introspection",
+        };
+        self.inner.call(credentials, &call).await
     }
 }
 
+/// One kind of request: its form (before client authentication) and how
+/// its success body is read.
+struct Call<'a, T> {
+    form: &'a str,
+    parse: fn(&[u8]) -> Result<T, &'static str>,
+    /// Largest success body read, and the reason a larger one gets.
+    cap: usize,
+    too_large: &'static str,
+    /// `token` or `introspection`, for the log.
+    kind: &'static str,
+}
+
 impl Inner {
-    async fn fetch_auto(&self, credentials: &Credentials) -> Result<TokenResponse, FetchError> {
+    async fn call<T>(
+        &self,
+        credentials: &Credentials,
+        call: &Call<'_, T>,
+    ) -> Result<T, FetchError> {
+        match self.auth_method {
+            AuthMethod::ClientSecretBasic => {
+                self.exchange(credentials, Placement::Header, call).await
+            }
+            AuthMethod::ClientSecretPost => self.exchange(credentials, Placement::Body, call).await,
+            AuthMethod::ClientSecretJwt => {
+                self.exchange(credentials, Placement::SecretJwt, call).await
+            }
+            AuthMethod::PrivateKeyJwt => self.exchange(credentials, Placement::KeyJwt, call).await,
+            AuthMethod::TlsClientAuth => {
+                self.exchange(credentials, Placement::TlsClient, call).await
+            }
+            AuthMethod::Auto => self.fetch_auto(credentials, call).await,
+        }
+    }
+
+    async fn fetch_auto<T>(
+        &self,
+        credentials: &Credentials,
+        call: &Call<'_, T>,
+    ) -> Result<T, FetchError> {
         let first = self.memory.first_placement(credentials.id());
-        let first_error = match self.exchange(credentials, first).await {
+        let first_error = match self.exchange(credentials, first, call).await {
             Ok(token) => {
                 self.memory.learned(credentials.id(), first);
                 return Ok(token);
@@ -245,7 +303,7 @@ impl Inner {
             to = second.as_str(),
             "token endpoint refused the client authentication method; trying the other one"
         );
-        match self.exchange(credentials, second).await {
+        match self.exchange(credentials, second, call).await {
             Ok(token) => {
                 self.memory.learned(credentials.id(), second);
                 Ok(token)
@@ -258,26 +316,24 @@ impl Inner {
         }
     }
 
-    /// One token request with its retries.
-    async fn exchange(
+    /// One request with its retries.
+    async fn exchange<T>(
         &self,
         credentials: &Credentials,
         placement: Placement,
-    ) -> Result<TokenResponse, FetchError> {
+        call: &Call<'_, T>,
+    ) -> Result<T, FetchError> {
+        let form = call.form;
         let (authorization, body) = match placement {
             Placement::Header => (
                 Some(auth::basic_authorization(credentials)),
-                self.form.clone(),
+                form.to_owned(),
             ),
-            Placement::Body => (
-                None,
-                self.form.clone() + &auth::body_credentials(credentials),
-            ),
+            Placement::Body => (None, form.to_owned() + &auth::body_credentials(credentials)),
             Placement::TlsClient => (
                 None,
                 format!(
-                    "{}&client_id={}",
-                    self.form,
+                    "{form}&client_id={}",
                     auth::form_urlencode(credentials.id())
                 ),
             ),
@@ -290,13 +346,13 @@ impl Inner {
             // An assertion is signed for each attempt: a retry must not
             // replay a `jti` the server may have recorded.
             let body = match placement {
-                Placement::SecretJwt => self.assertion_body(credentials, &Signing::Secret)?,
+                Placement::SecretJwt => self.assertion_body(form, credentials, &Signing::Secret)?,
                 Placement::KeyJwt => {
                     let key = self.private_key.as_ref().ok_or(FetchError::Internal {
                         reason: "private_key_jwt without a private key",
                     })?;
                     let signing = Signing::Key(key, self.private_key_id.as_deref());
-                    self.assertion_body(credentials, &signing)?
+                    self.assertion_body(form, credentials, &signing)?
                 }
                 _ => body.clone(),
             };
@@ -307,34 +363,36 @@ impl Inner {
                         reason: "the token endpoint's request slots are closed",
                     })
                 })?;
-                self.attempt(authorization.as_ref(), body).await
+                self.attempt(authorization.as_ref(), body, call).await
             })
             .await
             .unwrap_or_else(|_elapsed| Err(Failure::retryable(FetchError::Timeout, None)));
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let failure = match outcome {
-                Ok(token) => {
+                Ok(answer) => {
                     tracing::debug!(
                         client_id = credentials.id(),
+                        request = call.kind,
                         method = placement.as_str(),
                         attempt = retry + 1,
                         elapsed_ms,
-                        "token endpoint issued a token"
+                        "the authorization server answered"
                     );
-                    return Ok(token);
+                    return Ok(answer);
                 }
                 Err(failure) => failure,
             };
             let retrying = failure.retryable && retry < self.max_retries;
             tracing::debug!(
                 client_id = credentials.id(),
+                request = call.kind,
                 method = placement.as_str(),
                 attempt = retry + 1,
                 elapsed_ms,
                 outcome = failure.error.outcome().map_or("refused", Outcome::label),
                 error = %failure.error,
                 retrying,
-                "token request failed"
+                "token or introspection request failed"
             );
             if !retrying {
                 return Err(failure.error);
@@ -347,20 +405,22 @@ impl Inner {
     /// The form with a freshly signed client assertion.
     fn assertion_body(
         &self,
+        form: &str,
         credentials: &Credentials,
         signing: &Signing<'_>,
     ) -> Result<String, FetchError> {
         let fields = assertion::body_fields(credentials, self.url.as_str(), signing)
             .map_err(|reason| FetchError::Internal { reason })?;
-        Ok(self.form.clone() + &fields)
+        Ok(form.to_owned() + &fields)
     }
 
     /// One HTTP exchange, without timeout.
-    async fn attempt(
+    async fn attempt<T>(
         &self,
         authorization: Option<&HeaderValue>,
         body: String,
-    ) -> Result<TokenResponse, Failure> {
+        call: &Call<'_, T>,
+    ) -> Result<T, Failure> {
         let mut request = self
             .client
             .post(self.url.clone())
@@ -376,11 +436,11 @@ impl Inner {
             .map_err(|error| Failure::transport(&error))?;
         let status = response.status();
         if status.is_success() {
-            let body = read_capped(&mut response, MAX_TOKEN_BODY)
+            let body = read_capped(&mut response, call.cap)
                 .await
                 .map_err(|error| Failure::transport(&error))?
-                .ok_or_else(|| Failure::malformed(status, "the body is larger than 256 KiB"))?;
-            TokenResponse::from_json(&body).map_err(|reason| Failure::malformed(status, reason))
+                .ok_or_else(|| Failure::malformed(status, call.too_large))?;
+            (call.parse)(&body).map_err(|reason| Failure::malformed(status, reason))
         } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             let retry_after = retry::retry_after(response.headers());
             // Retry-After is defined for 429 and 503 (RFC 9110 §10.2.3,
@@ -417,6 +477,29 @@ impl Inner {
             Err(Failure::malformed(status, "an unexpected HTTP status"))
         }
     }
+}
+
+/// The HTTP client of the authorization server at `url` (its token,
+/// introspection or JWKS endpoint): TLS per `tls`, no redirects, proxies
+/// from the environment except for a loopback `url`.
+pub(crate) fn http_client(
+    tls: &tls::TlsSettings,
+    url: &Url,
+    timeout: Duration,
+) -> Result<reqwest::Client, BuildError> {
+    let https = url.scheme() == "https";
+    let tls = tls::client_config(tls, url.as_str(), https)?;
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .user_agent(concat!("ccgate/", env!("CARGO_PKG_VERSION")));
+    if is_loopback(url) {
+        builder = builder.no_proxy();
+    }
+    builder.build().map_err(|e| BuildError::Client {
+        detail: transport_detail(&e),
+    })
 }
 
 /// A failed attempt and whether to try again.

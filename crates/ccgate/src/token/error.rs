@@ -154,6 +154,28 @@ pub enum FetchError {
         /// of the cool-down, or shortly when a probe is in flight).
         retry_after: Duration,
     },
+    /// The token was obtained but its introspection (`introspection`,
+    /// RFC 7662) failed: the introspection endpoint's error, classified as
+    /// a token endpoint's at gateway level (a rejection is 502, a timeout
+    /// 504). The token is not cached nor forwarded. Class: authorization
+    /// server.
+    #[error("introspection of the access token failed: {0}")]
+    Introspection(Box<FetchError>),
+    /// The introspection endpoint says the token is not active (`active:
+    /// false`): it is never forwarded (403). Class: authorization server
+    /// (its policy).
+    #[error("the access token is not active (introspection)")]
+    Inactive,
+    /// The token failed `verify`: not a JWT, a signature that does not
+    /// verify with the JWKS, a forbidden `alg`, or a wrong `iss` or `aud`
+    /// (or the JWKS could not be fetched). Never forwarded nor cached.
+    /// Class: authorization server (or an attacker between it and ccgate,
+    /// or in the shared store).
+    #[error("the access token failed verification: {reason}")]
+    Unverified {
+        /// What failed; a fixed text, never a part of the token.
+        reason: &'static str,
+    },
     /// The fetch ended without an answer of its own: it panicked, or its
     /// task was cancelled (aborted, or the runtime shut down). Callers that
     /// waited for it get this instead of the panic; the next request starts
@@ -175,6 +197,8 @@ impl FetchError {
     #[must_use]
     pub fn http_status(&self, level: CredentialsLevel) -> StatusCode {
         match (self, level) {
+            (Self::Introspection(error), _) => error.http_status(CredentialsLevel::Gateway),
+            (Self::Inactive, _) => StatusCode::FORBIDDEN,
             (Self::Rejected { .. }, CredentialsLevel::Application) => StatusCode::UNAUTHORIZED,
             (Self::Timeout, _) => StatusCode::GATEWAY_TIMEOUT,
             (Self::Throttled { .. }, _) => StatusCode::TOO_MANY_REQUESTS,
@@ -196,6 +220,9 @@ impl FetchError {
             Self::Malformed { .. } => Some(Outcome::Malformed),
             Self::Timeout => Some(Outcome::Timeout),
             Self::Internal { .. } => Some(Outcome::Internal),
+            Self::Introspection(error) => error.outcome(),
+            Self::Inactive => Some(Outcome::Rejected),
+            Self::Unverified { .. } => Some(Outcome::Malformed),
             Self::Throttled { .. } | Self::CoolingDown { .. } => None,
         }
     }
@@ -212,7 +239,10 @@ impl FetchError {
             | Self::Unavailable { .. }
             | Self::Malformed { .. }
             | Self::Timeout
-            | Self::Internal { .. } => None,
+            | Self::Internal { .. }
+            | Self::Introspection(_)
+            | Self::Inactive
+            | Self::Unverified { .. } => None,
         }
     }
 
@@ -238,17 +268,20 @@ impl FetchError {
         matches!(self, Self::Rejected { .. })
     }
 
-    /// True when the token endpoint itself failed — no answer, a timeout,
-    /// 429 or a 5xx ([`Unreachable`](Self::Unreachable),
+    /// True when the token endpoint (or the introspection endpoint) itself
+    /// failed — no answer, a timeout, 429 or a 5xx ([`Unreachable`](Self::Unreachable),
     /// [`Timeout`](Self::Timeout), [`Unavailable`](Self::Unavailable)):
     /// what counts towards a middleware's cool-down (SPEC §2.8). A
     /// rejection or a malformed answer shows the endpoint is answering.
     #[must_use]
     pub fn is_endpoint_failure(&self) -> bool {
-        matches!(
-            self,
-            Self::Unreachable { .. } | Self::Timeout | Self::Unavailable { .. }
-        )
+        match self {
+            Self::Introspection(error) => error.is_endpoint_failure(),
+            _ => matches!(
+                self,
+                Self::Unreachable { .. } | Self::Timeout | Self::Unavailable { .. }
+            ),
+        }
     }
 }
 
@@ -459,6 +492,38 @@ mod tests {
         for refusal in &all()[6..] {
             assert!(refusal.to_string().len() < 80, "short: {refusal}");
         }
+    }
+
+    #[test]
+    fn introspection_and_verification_errors_follow_the_spec() {
+        use CredentialsLevel::{Application, Gateway};
+        let rejected = FetchError::Introspection(Box::new(all()[0].clone()));
+        for level in [Application, Gateway] {
+            assert_eq!(
+                rejected.http_status(level).as_u16(),
+                502,
+                "never the caller's 401"
+            );
+            assert_eq!(FetchError::Inactive.http_status(level).as_u16(), 403);
+            let unverified = FetchError::Unverified {
+                reason: "bad signature",
+            };
+            assert_eq!(unverified.http_status(level).as_u16(), 502);
+        }
+        let timeout = FetchError::Introspection(Box::new(FetchError::Timeout));
+        assert_eq!(timeout.http_status(Application).as_u16(), 504);
+        assert!(
+            timeout.is_endpoint_failure(),
+            "counts towards the cool-down"
+        );
+        assert!(!rejected.is_endpoint_failure());
+        assert_eq!(timeout.outcome(), Some(Outcome::Timeout));
+        assert_eq!(FetchError::Inactive.outcome(), Some(Outcome::Rejected));
+        assert!(
+            rejected
+                .to_string()
+                .starts_with("introspection of the access token failed")
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ mod assertion;
 mod auth;
 mod endpoint;
 mod error;
+pub(crate) mod introspection;
 mod response;
 mod retry;
 mod settings;
@@ -60,10 +61,12 @@ pub(crate) mod tls;
 
 pub use assertion::LIFETIME as ASSERTION_LIFETIME;
 pub use auth::{AuthMethod, MAX_REMEMBERED_CLIENTS};
-pub use endpoint::{Endpoint, MAX_IN_FLIGHT};
+pub(crate) use endpoint::http_client;
+pub use endpoint::{Endpoint, MAX_IN_FLIGHT, MAX_INTROSPECTION_BODY};
 pub use error::{BuildError, CredentialsLevel, FetchError, Outcome, Refusal};
 pub use response::{MAX_EXPIRES_IN, TokenResponse};
 pub use retry::{BACKOFF_BASE, BACKOFF_CAP};
+pub(crate) use settings::parse_url;
 pub use settings::{
     DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, EndpointSettings, RESERVED_PARAMETERS, check_parameter,
 };

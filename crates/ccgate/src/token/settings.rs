@@ -167,7 +167,7 @@ fn check_resource(text: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
-fn parse_url(text: &str) -> Result<Url, BuildError> {
+pub(crate) fn parse_url(text: &str) -> Result<Url, BuildError> {
     let invalid = |reason: &str| BuildError::invalid("url", reason.to_owned());
     let url = Url::parse(text).map_err(|e| invalid(&format!("not an absolute URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -2,8 +2,8 @@
 //! TLS material (shared with the library's tests), a real echo upstream,
 //! the `ccgate serve` process on a temporary configuration, the committed
 //! examples, the reverse proxies of the forward-auth tests, real Redis
-//! servers, and the library's FAKE token server (for token claims the
-//! real IdP cannot issue).
+//! servers, a real WebSocket server, and the library's FAKE token server
+//! (for token claims the real IdP cannot issue).
 
 // Shared with the library's tests; not every helper is used here.
 #[allow(dead_code)]
@@ -26,6 +26,7 @@ pub(crate) mod examples;
 pub(crate) mod fake_kube;
 pub(crate) mod gateway;
 pub(crate) mod proxies;
+pub(crate) mod websocket;
 
 pub(crate) use check::{ConfigDir, assert_contains};
 

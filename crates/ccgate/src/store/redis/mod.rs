@@ -167,14 +167,15 @@ impl Redis {
         let Some(value) = value else {
             return Ok(None);
         };
-        let Some((token, times)) = record::decode(self.sealer.as_ref(), &store_key, &value) else {
+        let Some(stored) = record::decode(self.sealer.as_ref(), &store_key, &value) else {
             tracing::debug!(
                 middleware = self.warnings.middleware,
                 "a Redis value did not open as a token record of this key; treated as a miss"
             );
             return Ok(None);
         };
-        let Ok(entry) = Entry::restore(&token, times, rules) else {
+        let introspected = stored.introspection.map(Arc::new);
+        let Ok(entry) = Entry::restore(&stored.token, stored.times, rules, introspected) else {
             return Ok(None);
         };
         entry.set_stored_as(tag(&value));
@@ -197,6 +198,7 @@ impl Redis {
             &store_key,
             entry.access_token(),
             times,
+            entry.introspected().map(|claims| &**claims),
         );
         entry.set_stored_as(tag(&value));
         let set = redis::cmd("SET")

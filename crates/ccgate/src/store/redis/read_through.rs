@@ -13,6 +13,11 @@
 //!    a caller fail;
 //! 4. if Redis fails at any step, fetches (and serves) without it.
 //!
+//! With `verify`, a token read from Redis is verified before it is used
+//! (once: the entry then lives in memory); one that fails is deleted from
+//! Redis (if it still holds the same value), never forwarded, and the
+//! caller gets the verification error (502).
+//!
 //! So N replicas missing on one key at once make one token request when
 //! the token endpoint answers within the wait bound. A refresh passes the
 //! entry it replaces and accepts from Redis only a newer token (another
@@ -27,6 +32,7 @@ use crate::decision::Rules;
 use crate::store::entry::Entry;
 use crate::store::key::CacheKey;
 use crate::store::memory::Fetched;
+use crate::verify::Verifier;
 
 /// Longest wait for another replica's token (the wait bound is
 /// `clientConfig.timeoutSeconds`, capped at this).
@@ -44,6 +50,7 @@ impl Redis {
         &self,
         key: &CacheKey,
         rules: &Arc<Rules>,
+        verifier: Option<&Verifier>,
         current: Option<&Entry>,
         fetch: F,
     ) -> Fetched
@@ -60,7 +67,7 @@ impl Redis {
         match self.read(key, rules).await {
             Ok(Some(entry)) if wanted(&entry) => {
                 self.metrics.hit.inc();
-                return Ok(Arc::new(entry));
+                return self.admit(key, entry, verifier).await;
             }
             Ok(_) => {
                 self.metrics.miss.inc();
@@ -85,7 +92,9 @@ impl Redis {
                 }
                 tokio::time::sleep(POLL_INTERVAL).await;
                 match self.read(key, rules).await {
-                    Ok(Some(entry)) if wanted(&entry) => return Ok(Arc::new(entry)),
+                    Ok(Some(entry)) if wanted(&entry) => {
+                        return self.admit(key, entry, verifier).await;
+                    }
                     Ok(_) => {}
                     Err(_) => break 'lock,
                 }
@@ -97,6 +106,23 @@ impl Redis {
             }
         }
         self.fetch_and_write(key, fetch).await
+    }
+
+    /// `entry`, read from Redis, if it passes `verifier`; else it is
+    /// deleted there and its error returned.
+    async fn admit(&self, key: &CacheKey, entry: Entry, verifier: Option<&Verifier>) -> Fetched {
+        if let Some(verifier) = verifier
+            && let Err(error) = verifier.verify(entry.access_token()).await
+        {
+            tracing::warn!(
+                middleware = self.warnings.middleware,
+                error = %error,
+                "a token read from Redis failed verification: not forwarded, deleted from the store"
+            );
+            self.remove_if_same(key, &entry).await;
+            return Err(Arc::new(error));
+        }
+        Ok(Arc::new(entry))
     }
 
     /// Runs `fetch` and writes its token to Redis (a failed write is

@@ -8,6 +8,12 @@
 //! {"v":1,"token":"eyJhbGciOi…","expires_at_ms":1767225600000,"refresh_at_ms":1767225300000}
 //! ```
 //!
+//! With `introspection`, the record also holds the introspection
+//! response of an opaque token (`"introspection":{"active":true,…}`), so
+//! a replica that reads it does not introspect again. A replica of an
+//! older version ignores the member and decides on no claims (a `claims`
+//! rule then fails closed).
+//!
 //! Sealed: that same JSON sealed by [`Sealer`] with the store key as
 //! associated data — `0x01 ‖ nonce (12 bytes) ‖ ciphertext ‖ tag (16
 //! bytes)`, binary. A sealed value copied under another key, sealed with
@@ -17,6 +23,7 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::store::entry::WallTimes;
 use crate::store::seal::Sealer;
@@ -31,6 +38,16 @@ struct Record<'a> {
     token: Cow<'a, str>,
     expires_at_ms: u64,
     refresh_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    introspection: Option<Cow<'a, Value>>,
+}
+
+/// What a stored value holds.
+#[derive(Debug, PartialEq)]
+pub(super) struct Stored {
+    pub(super) token: String,
+    pub(super) times: WallTimes,
+    pub(super) introspection: Option<Value>,
 }
 
 /// The stored value for `token` with `times` under `store_key`.
@@ -39,12 +56,14 @@ pub(super) fn encode(
     store_key: &str,
     token: &str,
     times: WallTimes,
+    introspection: Option<&Value>,
 ) -> Vec<u8> {
     let record = Record {
         v: VERSION,
         token: Cow::Borrowed(token),
         expires_at_ms: times.expires_at_ms,
         refresh_at_ms: times.refresh_at_ms,
+        introspection: introspection.map(Cow::Borrowed),
     };
     let json = serde_json::to_vec(&record).expect("a record serialises");
     match sealer {
@@ -55,11 +74,7 @@ pub(super) fn encode(
 
 /// The token and times of a stored value, or `None` if it is not a
 /// record this store wrote under `store_key` (see the module docs).
-pub(super) fn decode(
-    sealer: Option<&Sealer>,
-    store_key: &str,
-    value: &[u8],
-) -> Option<(String, WallTimes)> {
+pub(super) fn decode(sealer: Option<&Sealer>, store_key: &str, value: &[u8]) -> Option<Stored> {
     let opened;
     let json = match sealer {
         Some(sealer) => {
@@ -72,11 +87,21 @@ pub(super) fn decode(
     if record.v != VERSION || record.token.is_empty() {
         return None;
     }
-    let times = WallTimes {
-        expires_at_ms: record.expires_at_ms,
-        refresh_at_ms: record.refresh_at_ms,
-    };
-    Some((record.token.into_owned(), times))
+    if record
+        .introspection
+        .as_deref()
+        .is_some_and(|claims| !claims.is_object())
+    {
+        return None;
+    }
+    Some(Stored {
+        token: record.token.into_owned(),
+        times: WallTimes {
+            expires_at_ms: record.expires_at_ms,
+            refresh_at_ms: record.refresh_at_ms,
+        },
+        introspection: record.introspection.map(Cow::into_owned),
+    })
 }
 
 #[cfg(test)]
@@ -88,27 +113,37 @@ mod tests {
         refresh_at_ms: 1_767_225_300_000,
     };
 
+    fn stored(token: &str, introspection: Option<Value>) -> Stored {
+        Stored {
+            token: token.to_owned(),
+            times: TIMES,
+            introspection,
+        }
+    }
+
     #[test]
     fn plaintext_is_the_documented_json() {
-        let value = encode(None, "p:k", "tok", TIMES);
+        let value = encode(None, "p:k", "tok", TIMES, None);
         assert_eq!(
             std::str::from_utf8(&value).unwrap(),
             r#"{"v":1,"token":"tok","expires_at_ms":1767225600000,"refresh_at_ms":1767225300000}"#
         );
-        assert_eq!(decode(None, "p:k", &value), Some(("tok".to_owned(), TIMES)));
+        assert_eq!(decode(None, "p:k", &value), Some(stored("tok", None)));
     }
 
     #[test]
     fn sealed_values_hide_the_token_and_are_bound_to_their_key() {
         let sealer = Sealer::new(b"0123456789abcdef").unwrap();
-        let value = encode(Some(&sealer), "p:alice", "the-token", TIMES);
+        let claims = serde_json::json!({"active": true, "grp": "introspected-group"});
+        let value = encode(Some(&sealer), "p:alice", "the-token", TIMES, Some(&claims));
         assert!(!value.windows(9).any(|w| w == b"the-token"));
+        assert!(!value.windows(18).any(|w| w == b"introspected-group"));
         assert_eq!(
             decode(Some(&sealer), "p:alice", &value),
-            Some(("the-token".to_owned(), TIMES))
+            Some(stored("the-token", Some(claims)))
         );
         assert_eq!(decode(Some(&sealer), "p:mallory", &value), None);
-        let plain = encode(None, "p:alice", "the-token", TIMES);
+        let plain = encode(None, "p:alice", "the-token", TIMES, None);
         assert_eq!(
             decode(Some(&sealer), "p:alice", &plain),
             None,
@@ -123,6 +158,7 @@ mod tests {
             &br#"{"v":2,"token":"t","expires_at_ms":1,"refresh_at_ms":1}"#[..],
             br#"{"v":1,"token":"","expires_at_ms":1,"refresh_at_ms":1}"#,
             br#"{"v":1,"token":"t"}"#,
+            br#"{"v":1,"token":"t","expires_at_ms":1,"refresh_at_ms":1,"introspection":[1]}"#,
             b"plain token",
             b"",
         ] {

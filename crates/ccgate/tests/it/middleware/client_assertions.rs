@@ -110,3 +110,35 @@ async fn tls_client_auth_at_gateway_level() {
     assert_eq!(echo.status, 200, "{echo:?}");
     assert_eq!(claims_of(&echo.bearer())["client_id"], "tls-client");
 }
+
+#[tokio::test]
+async fn tls_client_auth_with_a_certificate_of_another_subject_is_502() {
+    // The handshake succeeds (same CA), but the IdP registered tls-client
+    // by the DNS SAN `ccgate-test-client`: it answers 401 invalid_client,
+    // a rejection of gateway-level credentials (SPEC §2.6: 502).
+    let pki = crate::support::tls::Pki::new();
+    let idp = Idp::start_with(
+        crate::support::idp::IdpOptions::default()
+            .tls(&pki)
+            .require_client_cert(),
+    )
+    .await;
+    let upstream = Upstream::start(middleware(
+        idp.token_endpoint(),
+        json!({"authMethod": "tls_client_auth", "clientID": "tls-client",
+               "clientConfig": {"tls": {"ca": pki.ca_pem, "cert": pki.stranger_cert_pem,
+                                        "key": pki.stranger_key_pem}}}),
+    ))
+    .await;
+    let echo = upstream.get(&[]).await;
+    assert_eq!(echo.status, 502, "{echo:?}");
+    assert!(
+        echo.seen["body"]
+            .as_str()
+            .is_some_and(|body| body.contains("invalid_client")),
+        "{echo:?}"
+    );
+    assert_eq!(upstream.hits(), 0);
+    let stats = idp.stats().await;
+    assert_eq!((stats.total, stats.status(401)), (1, 1), "not retried");
+}

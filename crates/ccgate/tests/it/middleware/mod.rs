@@ -5,11 +5,13 @@
 mod caching;
 mod client_assertions;
 mod forwarding;
+mod introspection;
 mod metrics;
 mod options;
 mod protection;
 mod responses;
 mod secrets;
+mod verification;
 
 use base64::Engine as _;
 use ccgate::Middleware;

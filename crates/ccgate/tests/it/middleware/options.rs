@@ -190,3 +190,40 @@ fn client_authentication_and_form_options_name_their_field() {
         assert!(built.is_ok(), "{ok}: {:?}", built.err());
     }
 }
+
+#[test]
+fn introspection_and_verify_name_their_field() {
+    let introspect = |fields: Value| with(json!({"introspection": fields}));
+    let url = "https://idp.example.com/introspect";
+    #[rustfmt::skip]
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (introspect(json!({})), "introspection.url", "required"),
+        (introspect(json!({"url": "ftp://idp/introspect"})), "introspection.url", "http"),
+        (introspect(json!({"url": "https://user:pw@idp/introspect"})), "introspection.url", "credentials"),
+        (introspect(json!({"url": url, "clientID": "rs"})), "introspection.clientSecret", "must be set"),
+        (introspect(json!({"url": url, "clientSecret": "introspection-pw"})), "introspection.clientID", "must be set"),
+        (introspect(json!({"url": url, "clientID": "rs", "clientSecret": "introspection-pw", "authMethod": "tls_client_auth"})), "introspection.clientSecret", "must not be set"),
+        (introspect(json!({"url": url, "clientID": "rs", "authMethod": "tls_client_auth"})), "clientConfig.tls.cert", "for introspection"),
+        (introspect(json!({"url": url, "clientID": "rs", "clientSecret": "urn:k8s:secret:idp:pw"})), "introspection.clientSecret", "was not resolved"),
+        (introspect(json!({"url": url, "authMethod": "magic"})), "introspection.authMethod", ""),
+        (with(json!({"verify": {}})), "verify.jwksURL", "required"),
+        (with(json!({"verify": {"jwksURL": "file:///etc/jwks.json"}})), "verify.jwksURL", "http"),
+        (with(json!({"verify": {"jwksURL": "not a url"}})), "verify.jwksURL", "absolute URL"),
+        (with(json!({"verify": {"jwksURL": "https://idp/jwks", "algorithms": ["HS256"]}})), "verify.algorithms", "unknown field"),
+    ];
+    for (value, field, reason) in cases {
+        let (got_field, message) = error(value.clone());
+        assert_eq!(got_field, field, "{value}: {message}");
+        assert!(message.contains(reason), "{value}: {message}");
+        assert!(!message.contains("introspection-pw"), "{message}");
+    }
+    let ok = with(json!({
+        "introspection": {"URL": url, "clientId": "rs", "clientSecret": "introspection-pw"},
+        "verify": {"jwksUrl": "https://idp.example.com/jwks", "issuer": "https://idp.example.com/",
+                   "audience": "https://api.example.com"},
+    }));
+    let middleware = Options::from_value(ok)
+        .and_then(Middleware::new)
+        .expect("valid");
+    assert!(!format!("{middleware:?}").contains("introspection-pw"));
+}

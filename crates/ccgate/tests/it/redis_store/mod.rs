@@ -4,6 +4,7 @@
 //! (separate `Middleware`s, each with its own memory store) sharing one
 //! Redis; what is stored; and Redis failing.
 
+mod checks;
 mod cluster;
 mod replicas;
 mod sentinel;

@@ -24,6 +24,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// A running test IdP.
 pub(crate) struct Idp {
     token_endpoint: String,
+    introspection_endpoint: String,
+    jwks_uri: String,
     issuer: String,
     port: u16,
     bench_clients: Option<u32>,
@@ -75,6 +77,10 @@ impl<'a> IdpOptions<'a> {
 pub(crate) struct Stats {
     /// Token requests arrived (counted before any delay).
     pub(crate) received: u64,
+    /// Introspection requests arrived.
+    pub(crate) introspections: u64,
+    /// JWKS requests arrived.
+    pub(crate) jwks: u64,
     /// Token requests answered.
     pub(crate) total: u64,
     /// Of which HTTP 200.
@@ -137,6 +143,8 @@ impl Stats {
 struct Ready {
     issuer: String,
     token_endpoint: String,
+    introspection_endpoint: String,
+    jwks_uri: String,
     port: u16,
 }
 
@@ -157,6 +165,8 @@ impl Idp {
                     let http = control_client(options.tls, options.client_ca);
                     return Self {
                         token_endpoint: ready.token_endpoint,
+                        introspection_endpoint: ready.introspection_endpoint,
+                        jwks_uri: ready.jwks_uri,
                         issuer: ready.issuer,
                         port: ready.port,
                         bench_clients: options.bench_clients,
@@ -173,6 +183,21 @@ impl Idp {
     /// The token endpoint URL.
     pub(crate) fn token_endpoint(&self) -> &str {
         &self.token_endpoint
+    }
+
+    /// The introspection endpoint URL (RFC 7662).
+    pub(crate) fn introspection_endpoint(&self) -> &str {
+        &self.introspection_endpoint
+    }
+
+    /// The JWKS URL (its `jwks_uri`).
+    pub(crate) fn jwks_uri(&self) -> &str {
+        &self.jwks_uri
+    }
+
+    /// The issuer (`iss` of its tokens).
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Kills the server process and waits for it to exit: its port is

@@ -21,6 +21,11 @@ pub(crate) struct Pki {
     pub(crate) client_cert_pem: String,
     /// The client certificate's private key (PEM, PKCS#8).
     pub(crate) client_key_pem: String,
+    /// A client certificate of the same CA for another name
+    /// (`someone-else`), and its key: valid TLS, but not the subject the
+    /// IdP registered for `tls-client`.
+    pub(crate) stranger_cert_pem: String,
+    pub(crate) stranger_key_pem: String,
     dir: PathBuf,
 }
 
@@ -39,6 +44,11 @@ impl Pki {
             &["ccgate-test-client"],
             ExtendedKeyUsagePurpose::ClientAuth,
         );
+        let (stranger_cert_pem, stranger_key_pem) = leaf(
+            &issuer,
+            &["someone-else"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
         let dir = temp_dir();
         for (name, pem) in [
             ("ca.pem", &ca_pem),
@@ -51,6 +61,8 @@ impl Pki {
             ca_pem,
             client_cert_pem,
             client_key_pem,
+            stranger_cert_pem,
+            stranger_key_pem,
             dir,
         }
     }

@@ -418,7 +418,10 @@ async fn logs_hold_no_secret_token_or_body() {
     assert!(matches!(error, FetchError::Malformed { .. }), "{error:?}");
 
     let text = logs.text();
-    assert!(text.contains("token request failed"), "{text}");
+    assert!(
+        text.contains("introspection request failed") && text.contains("request=\"token\""),
+        "{text}"
+    );
     assert!(
         text.contains("fault-client"),
         "the client id is logged: {text}"
