@@ -17,6 +17,8 @@ mod claims_cmd;
 mod config;
 mod edge;
 mod gateway;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod rule;
 
 #[doc(hidden)]

@@ -136,7 +136,7 @@ fn metadata(
 
 /// The Secret's keys and values: `data` decoded from base64, then
 /// `stringData`.
-fn secret_data(
+pub(super) fn secret_data(
     value: &mut Map<String, Value>,
     origin: &Origin,
 ) -> Result<BTreeMap<String, SecretString>, ConfigError> {

@@ -44,6 +44,9 @@ mod edge;
 mod error;
 mod health_check;
 mod kubernetes;
+#[cfg(feature = "kubernetes")]
+mod kubernetes_api;
+mod kubernetes_crd;
 mod model;
 mod references;
 mod secrets;
@@ -59,9 +62,16 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use error::ConfigError;
 pub(crate) use health_check::{HealthCheck, Mode as HealthCheckMode};
+#[cfg(feature = "kubernetes")]
+pub(crate) use kubernetes_api::{ApiSecrets, api_middleware};
+pub(crate) use kubernetes_crd::KubernetesCrd;
+#[cfg(feature = "kubernetes")]
+pub(crate) use kubernetes_crd::is_dns_label;
 pub(crate) use model::{
-    AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, Service, TlsFiles,
+    AccessLog, Config, EntryPoint, FORWARD_AUTH_SERVICE, Http, Log, LogFormat, Middleware, Service,
+    TlsFiles,
 };
+pub(crate) use references::KUBERNETES_PROVIDER;
 pub(crate) use servers_transport::ServersTransport;
 pub(crate) use summary::Summary;
 pub(crate) use tls::read_tls;
@@ -122,6 +132,7 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
         log,
         access_log,
         provider,
+        kubernetes_crd,
         http,
     } = static_config::read(configuration.value, &origin, base)?;
     if let Some(http) = http {
@@ -153,7 +164,43 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
             watch = vec![path.to_owned(), watched];
         }
     }
-    let http = resolve(definitions, &entry_points, base)?;
+    let kubernetes = kubernetes_crd
+        .map(|value| {
+            let shared = [ping.as_deref(), metrics.as_deref()];
+            let read = kubernetes_crd::read(
+                value,
+                &origin,
+                base,
+                &definitions.secrets,
+                &entry_points,
+                &shared,
+            )?;
+            if cfg!(feature = "kubernetes") {
+                Ok(read)
+            } else {
+                let reason = "this ccgate was built without the `kubernetes` feature";
+                Err(origin.error("providers.kubernetesCRD", reason))
+            }
+        })
+        .transpose()?;
+    // The Kubernetes forward-auth entry point answers only /NAMESPACE/NAME.
+    let forward_auth = kubernetes
+        .as_ref()
+        .and_then(|k| k.forward_auth_entry_point.as_deref());
+    for router in definitions.routers.values() {
+        if let Some(index) = router
+            .value
+            .entry_points
+            .iter()
+            .position(|e| Some(e.as_str()) == forward_auth)
+        {
+            let reason = "is providers.kubernetesCRD.forwardAuth.entryPoint, which answers only \
+                          /NAMESPACE/NAME: routers cannot use it";
+            let field = format!("{}.entryPoints[{index}]", router.path);
+            return Err(router.origin.error(&field, reason));
+        }
+    }
+    let http = resolve(definitions, &entry_points, base, kubernetes.is_some())?;
     Ok(Config {
         entry_points,
         ping,
@@ -161,6 +208,7 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
         log,
         access_log,
         watch,
+        kubernetes,
         http,
     })
 }
@@ -172,6 +220,7 @@ fn resolve<E>(
     definitions: Definitions,
     entry_points: &BTreeMap<String, E>,
     base: &Path,
+    kubernetes: bool,
 ) -> Result<Http, ConfigError> {
     let Definitions {
         routers,
@@ -203,7 +252,13 @@ fn resolve<E>(
     let routers = routers
         .into_iter()
         .map(|(name, defined)| {
-            let router = references::check_router(defined, entry_points, &middlewares, &services)?;
+            let router = references::check_router(
+                defined,
+                entry_points,
+                &middlewares,
+                &services,
+                kubernetes,
+            )?;
             Ok((name, router))
         })
         .collect::<Result<_, ConfigError>>()?;
@@ -212,6 +267,7 @@ fn resolve<E>(
         middlewares,
         services,
         servers_transports,
+        kubernetes: BTreeMap::new(),
     })
 }
 
@@ -467,6 +523,48 @@ mod tests {
         for secret in ["hunter2-inline", "hunter2-in-a-secret"] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    #[cfg(feature = "kubernetes")]
+    #[test]
+    fn the_kubernetes_provider_is_read_and_its_forward_auth_entry_point_kept_for_it() {
+        let main = "\
+entryPoints: {web: {address: ':1'}, auth: {address: ':2'}}
+providers:
+  kubernetesCRD:
+    endpoint: http://127.0.0.1:6443
+    token: hunter2-kube-token
+    forwardAuth: {entryPoint: auth}
+http:
+  routers:
+    api: {rule: \"Path(`/`)\", middlewares: [apps-cc@kubernetescrd], service: forward-auth@internal}
+";
+        let dir = Dir::new("kubernetes", &[("ccgate.yaml", main)]);
+        let config = dir.load().unwrap();
+        let kubernetes = config.kubernetes.as_ref().unwrap();
+        assert_eq!(kubernetes.forward_auth_entry_point.as_deref(), Some("auth"));
+        assert_eq!(
+            config.http.routers["api"].middlewares,
+            ["apps-cc@kubernetescrd"]
+        );
+        let summary = Summary::new(&config, Path::new("ccgate.yaml")).to_string();
+        assert!(
+            summary.contains("kubernetes provider: namespaces all, endpoint http://127.0.0.1:6443/, token <redacted>, forward-auth on auth"),
+            "{summary}"
+        );
+        assert!(!summary.contains("hunter2"), "{summary}");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let dir = Dir::new(
+            "kubernetes-entry-point",
+            &[(
+                "ccgate.yaml",
+                &main.replace("api: {rule:", "api: {entryPoints: [web, auth], rule:"),
+            )],
+        );
+        assert_eq!(
+            dir.load().unwrap_err(),
+            "ccgate.yaml: http.routers.api.entryPoints[1]: is providers.kubernetesCRD.forwardAuth.entryPoint, which answers only /NAMESPACE/NAME: routers cannot use it"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub(crate) struct Config {
     /// The files to watch for changes when `providers.file.watch` is true,
     /// with the main file first. Empty when not watching.
     pub(crate) watch: Vec<PathBuf>,
+    /// `providers.kubernetesCRD`, when set.
+    pub(crate) kubernetes: Option<super::KubernetesCrd>,
     /// `http`: routers, middlewares and services from every file.
     pub(crate) http: Http,
 }
@@ -102,6 +104,10 @@ pub(crate) struct Http {
     pub(crate) services: BTreeMap<String, Service>,
     /// `http.serversTransports`, their files read and checked.
     pub(crate) servers_transports: BTreeMap<String, ServersTransport>,
+    /// The middlewares of `middlewares` that the Kubernetes provider
+    /// found (named `NAMESPACE-NAME@kubernetescrd`): name → (namespace,
+    /// name) of the Middleware object. Empty from the loader.
+    pub(crate) kubernetes: BTreeMap<String, (String, String)>,
 }
 
 /// A router. References are checked: every entry point, middleware and
@@ -115,7 +121,9 @@ pub(crate) struct Router {
     pub(crate) rule: Arc<Rule>,
     /// `priority`; `None` means the rule's length.
     pub(crate) priority: Option<i64>,
-    /// `middlewares`, in order, by name (an `@file` suffix removed).
+    /// `middlewares`, in order, by name (an `@file` suffix removed;
+    /// `NAMESPACE-NAME@kubernetescrd` kept, and not checked: the
+    /// Kubernetes provider defines it, maybe later).
     pub(crate) middlewares: Vec<String>,
     /// `service`, by name (an `@file` suffix removed; `forward-auth@internal` kept).
     pub(crate) service: String,

@@ -4,7 +4,10 @@
 //! A reference may carry a provider suffix as in Traefik: `name@file` is
 //! `name` (every definition ccgate reads, Kubernetes manifests included,
 //! comes from its file provider), and the service `forward-auth@internal`
-//! is the built-in forward-auth endpoint. Any other `@provider` is an
+//! is the built-in forward-auth endpoint. With `providers.kubernetesCRD`,
+//! a middleware `NAMESPACE-NAME@kubernetescrd` is the Kubernetes
+//! provider's: it is kept as written and not checked here (it may appear
+//! later; until then the router answers 503). Any other `@provider` is an
 //! error.
 
 use std::collections::BTreeMap;
@@ -12,6 +15,9 @@ use std::collections::BTreeMap;
 use super::dynamic::Defined;
 use super::error::ConfigError;
 use super::model::{FORWARD_AUTH_SERVICE, Router, Service};
+
+/// The suffix of the Kubernetes provider's middlewares.
+pub(crate) const KUBERNETES_PROVIDER: &str = "kubernetescrd";
 
 /// The router of `defined`, its references checked against the names
 /// defined and their `@file` suffixes removed.
@@ -25,6 +31,7 @@ pub(super) fn check_router<E, M, S>(
     entry_points: &BTreeMap<String, E>,
     middlewares: &BTreeMap<String, M>,
     services: &BTreeMap<String, S>,
+    kubernetes: bool,
 ) -> Result<Router, ConfigError> {
     let Defined {
         origin,
@@ -40,6 +47,19 @@ pub(super) fn check_router<E, M, S>(
     }
     for (index, name) in router.middlewares.iter_mut().enumerate() {
         let field = format!("{path}.middlewares[{index}]");
+        if let Some((local, KUBERNETES_PROVIDER)) = name.split_once('@') {
+            if !kubernetes {
+                let reason = format!(
+                    "{name:?} names the Kubernetes provider, which is not configured \
+                     (providers.kubernetesCRD)"
+                );
+                return Err(origin.error(&field, reason));
+            }
+            if local.is_empty() {
+                return Err(origin.error(&field, format!("invalid middleware name {name:?}")));
+            }
+            continue;
+        }
         let local = local_name(name).map_err(|reason| origin.error(&field, reason))?;
         if !middlewares.contains_key(local) {
             return Err(origin.error(&field, missing("middleware", local, middlewares)));
@@ -135,6 +155,7 @@ mod tests {
             &names(&["web", "internal"]),
             &names(&["cc-auth"]),
             &names(&["backend"]),
+            false,
         )
         .map_err(|e| e.to_string())
     }
@@ -148,6 +169,22 @@ mod tests {
         );
         let r = check(router(&[], &["cc-auth"], FORWARD_AUTH_SERVICE)).unwrap();
         assert_eq!(r.service, FORWARD_AUTH_SERVICE);
+    }
+
+    #[test]
+    fn kubernetes_middlewares_are_kept_unchecked_when_the_provider_is_on() {
+        let names = |names: &[&str]| -> BTreeMap<String, ()> {
+            names.iter().map(|n| ((*n).to_owned(), ())).collect()
+        };
+        let r = check_router(
+            router(&[], &["cc-auth", "prod-cc@kubernetescrd"], "backend"),
+            &names(&["web"]),
+            &names(&["cc-auth"]),
+            &names(&["backend"]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(r.middlewares, ["cc-auth", "prod-cc@kubernetescrd"]);
     }
 
     #[test]
@@ -167,7 +204,14 @@ mod tests {
         let err = check(router(&[], &["cc-auth@kubernetescrd"], "backend")).unwrap_err();
         assert!(
             err.contains(
-                "http.routers.api.middlewares[0]: unknown provider in \"cc-auth@kubernetescrd\""
+                "http.routers.api.middlewares[0]: \"cc-auth@kubernetescrd\" names the Kubernetes provider, which is not configured"
+            ),
+            "{err}"
+        );
+        let err = check(router(&[], &["cc-auth@kubernetes"], "backend")).unwrap_err();
+        assert!(
+            err.contains(
+                "http.routers.api.middlewares[0]: unknown provider in \"cc-auth@kubernetes\""
             ),
             "{err}"
         );
@@ -181,6 +225,7 @@ mod tests {
             &BTreeMap::<String, ()>::new(),
             &BTreeMap::<String, ()>::new(),
             &BTreeMap::<String, ()>::new(),
+            false,
         )
         .unwrap_err();
         assert!(

@@ -66,6 +66,28 @@ impl Secrets {
         Ok(())
     }
 
+    #[cfg(feature = "kubernetes")]
+    /// Adds or replaces the Secret `namespace/name` (from the Kubernetes
+    /// API, where a name is unique).
+    pub(super) fn replace(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        origin: &Origin,
+        data: BTreeMap<String, SecretString>,
+    ) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let origin = origin.clone();
+        self.by_name.insert(key, Secret { origin, data });
+    }
+
+    #[cfg(feature = "kubernetes")]
+    /// Removes the Secret `namespace/name`, if there.
+    pub(super) fn remove(&mut self, namespace: &str, name: &str) {
+        self.by_name
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
     /// Replaces every secret URN in `value` (the options at `path` of
     /// `origin`) by the Secret's value from `namespace`.
     ///

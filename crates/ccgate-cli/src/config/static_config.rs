@@ -93,6 +93,13 @@ struct RawAccessLog {
 struct RawProviders {
     #[serde(default, deserialize_with = "fields::section")]
     file: Option<RawFileProvider>,
+    /// `providers.kubernetesCRD`: [`super::kubernetes_crd`].
+    #[serde(
+        default,
+        rename = "kubernetesCRD",
+        deserialize_with = "fields::section"
+    )]
+    kubernetes_crd: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +121,9 @@ pub(super) struct Static {
     pub(super) log: Log,
     pub(super) access_log: Option<AccessLog>,
     pub(super) provider: Option<FileProvider>,
+    /// `providers.kubernetesCRD`, as written (read by [`super::kubernetes_crd`]
+    /// once the Secrets its `token` may name are known).
+    pub(super) kubernetes_crd: Option<Value>,
     /// The inline `http` section, not yet read.
     pub(super) http: Option<Value>,
 }
@@ -127,6 +137,7 @@ impl std::fmt::Debug for Static {
             .field("log", &self.log)
             .field("access_log", &self.access_log)
             .field("provider", &self.provider)
+            .field("kubernetes_crd", &self.kubernetes_crd.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -193,6 +204,10 @@ pub(super) fn read(
         raw.metrics.and_then(|m| m.prometheus),
         "metrics.prometheus.entryPoint",
     )?;
+    let (file, kubernetes_crd) = match raw.providers {
+        Some(providers) => (providers.file, providers.kubernetes_crd),
+        None => (None, None),
+    };
     Ok(Static {
         entry_points,
         ping,
@@ -202,11 +217,10 @@ pub(super) fn read(
             .access_log
             .map(|raw| access_log(raw, origin, base))
             .transpose()?,
-        provider: raw
-            .providers
-            .and_then(|p| p.file)
+        provider: file
             .map(|raw| file_provider(raw, origin, base))
             .transpose()?,
+        kubernetes_crd,
         http: raw.http,
     })
 }
@@ -337,7 +351,12 @@ fn file_provider(
 }
 
 /// `text` as a path, joined to `base` when relative.
-fn file_path(text: &str, base: &Path, origin: &Origin, path: &str) -> Result<PathBuf, ConfigError> {
+pub(super) fn file_path(
+    text: &str,
+    base: &Path,
+    origin: &Origin,
+    path: &str,
+) -> Result<PathBuf, ConfigError> {
     if text.is_empty() {
         return Err(origin.error(path, "must not be empty"));
     }
@@ -468,7 +487,7 @@ mod tests {
             ),
             (
                 json!({"entryPoints": web, "providers": {"docker": {}}}),
-                "providers.docker: unknown field (known: file)",
+                "providers.docker: unknown field (known: file, kubernetesCRD)",
             ),
             (
                 json!({"entryPoints": web, "ping": {"entryPoint": "admin"}}),

@@ -86,6 +86,9 @@ impl Display for Summary<'_> {
                 .collect();
             writeln!(f, "watching: {}", watched.join(", "))?;
         }
+        if let Some(kubernetes) = &config.kubernetes {
+            kubernetes_crd(f, kubernetes)?;
+        }
         section(f, "routers", &config.http.routers, router)?;
         section(f, "middlewares", &config.http.middlewares, middleware)?;
         section(f, "services", &config.http.services, service)?;
@@ -96,6 +99,33 @@ impl Display for Summary<'_> {
             servers_transport,
         )
     }
+}
+
+/// `providers.kubernetesCRD`; the token shows as `<redacted>`.
+fn kubernetes_crd(f: &mut fmt::Formatter<'_>, kubernetes: &super::KubernetesCrd) -> fmt::Result {
+    let namespaces = if kubernetes.namespaces.is_empty() {
+        "all".to_owned()
+    } else {
+        kubernetes.namespaces.join(", ")
+    };
+    write!(f, "kubernetes provider: namespaces {namespaces}")?;
+    if let Some(selector) = &kubernetes.label_selector {
+        write!(f, ", labelSelector {selector}")?;
+    }
+    match &kubernetes.endpoint {
+        Some(endpoint) => write!(f, ", endpoint {endpoint}")?,
+        None => write!(f, ", in-cluster or kubeconfig")?,
+    }
+    if kubernetes.token.is_some() {
+        write!(f, ", token {REDACTED}")?;
+    }
+    if let Some((file, _)) = &kubernetes.cert_authority {
+        write!(f, ", CA {}", file.display())?;
+    }
+    if let Some(entry_point) = &kubernetes.forward_auth_entry_point {
+        write!(f, ", forward-auth on {entry_point}")?;
+    }
+    writeln!(f)
 }
 
 fn section<T>(
@@ -553,6 +583,7 @@ mod tests {
                 middlewares: BTreeMap::from([("cc".to_owned(), middleware)]),
                 services: BTreeMap::from([("backend".to_owned(), service)]),
                 servers_transports: BTreeMap::new(),
+                kubernetes: BTreeMap::new(),
             },
             ..Config::default()
         }

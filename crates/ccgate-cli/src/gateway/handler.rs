@@ -3,6 +3,7 @@
 //! access log.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -27,6 +28,9 @@ pub(crate) struct Gateway {
     pub(crate) routing: ArcSwap<Routing>,
     pub(crate) metrics: Arc<GatewayMetrics>,
     pub(crate) ping: Option<String>,
+    /// Whether `/ping` answers 200: false until the Kubernetes provider
+    /// (when on) has done its first lists (SPEC §12).
+    pub(crate) ready: AtomicBool,
     pub(crate) metrics_entry_point: Option<String>,
     pub(crate) access_log: Option<AccessLog>,
     pub(crate) unrouted: StatusCounters,
@@ -111,6 +115,7 @@ impl Gateway {
             unrouted: metrics.requests(""),
             metrics: Arc::clone(metrics),
             ping: config.ping.clone(),
+            ready: AtomicBool::new(config.kubernetes.is_none()),
             metrics_entry_point: config.metrics.clone(),
             access_log,
         }
@@ -174,6 +179,12 @@ impl Gateway {
         let path = parts.uri.path();
         let readable = matches!(parts.method, Method::GET | Method::HEAD);
         if readable && path == "/ping" && self.ping.as_deref() == Some(entry_point) {
+            if !self.ready.load(Ordering::Acquire) {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: the Kubernetes provider has not listed every watched kind yet\n",
+                );
+            }
             return text(StatusCode::OK, "OK");
         }
         if readable
@@ -194,6 +205,14 @@ impl Gateway {
             return own(StatusCode::NOT_FOUND, "404 page not found\n", grpc);
         };
         taken.route = Some(Arc::clone(route));
+        if route.unavailable.is_some() {
+            route.requests.inc(503);
+            return own(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable: a middleware of this router does not exist (yet)\n",
+                grpc,
+            );
+        }
         let mut grants = Vec::with_capacity(route.middlewares.len());
         for middleware in &route.middlewares {
             match middleware.authorize(&parts.headers).await {

@@ -22,6 +22,7 @@ mod metrics;
 mod proxy;
 mod reload;
 mod routing;
+mod sources;
 #[cfg(test)]
 mod testing;
 mod transport;
@@ -40,10 +41,13 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::{self, Config, LogFormat};
 use access_log::AccessLog;
 pub(crate) use error::StartError;
-use handler::Gateway;
+pub(crate) use handler::Gateway;
 use listener::EntryPoint;
-use metrics::GatewayMetrics;
+pub(crate) use metrics::GatewayMetrics;
 use routing::Routing;
+#[cfg(feature = "kubernetes")]
+pub(crate) use sources::Discovered;
+pub(crate) use sources::Sources;
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT:
 /// the longest `transport.lifeCycle.graceTimeOut` of the entry points
@@ -93,16 +97,26 @@ pub(crate) async fn serve(path: &Path) -> Result<(), StartError> {
     // connections are refused.
     drop(entry_points);
     tracing::info!(workers = count, "serving");
-    let _watcher = if config.watch.is_empty() {
-        None
-    } else {
+    let kubernetes = config.kubernetes.clone();
+    let watch = !config.watch.is_empty();
+    let sources = Arc::new(Sources::new(config.clone(), Arc::clone(&gateway), metrics));
+    let _watcher = if watch {
         Some(reload::watch(
             path.to_owned(),
             &config,
-            Arc::clone(&gateway),
-            metrics,
+            Arc::clone(&sources),
         )?)
+    } else {
+        None
     };
+    // Runs until the process ends; the last configuration it found keeps
+    // serving while the API server is away.
+    #[cfg(feature = "kubernetes")]
+    if let Some(kubernetes) = kubernetes {
+        crate::kubernetes::start(kubernetes, Arc::clone(&sources));
+    }
+    #[cfg(not(feature = "kubernetes"))]
+    let _ = kubernetes;
 
     shutdown_signal().await;
     let _ = stop.send(true);

@@ -8,7 +8,9 @@
 //! cached tokens (their claims decisions are remade under the new rules).
 //!
 //! Only the dynamic part (`http`) is reloaded; a change to entry points,
-//! logs or metrics needs a restart, and is logged as such.
+//! logs or metrics needs a restart, and is logged as such (as does one to
+//! `providers.kubernetesCRD`). The new files are combined with the
+//! Kubernetes provider's middlewares through [`Sources`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,9 +21,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::StartError;
-use super::handler::Gateway;
-use super::metrics::GatewayMetrics;
-use super::routing::Routing;
+use super::sources::Sources;
 use crate::config::{self, AccessLog, Config, EntryPoint, Log};
 
 /// How long to wait after a change for more changes before reloading.
@@ -35,8 +35,7 @@ pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
 pub(crate) fn watch(
     main: PathBuf,
     running: &Config,
-    gateway: Arc<Gateway>,
-    metrics: Arc<GatewayMetrics>,
+    sources: Arc<Sources>,
 ) -> Result<RecommendedWatcher, StartError> {
     let paths = &running.watch;
     let started_with = StaticPart::of(running);
@@ -62,7 +61,7 @@ pub(crate) fn watch(
                 .await
                 .is_ok_and(|c| c.is_some())
             {}
-            reload(&main, &gateway, &metrics, &started_with);
+            reload(&main, &sources, &started_with);
         }
     });
     Ok(watcher)
@@ -101,7 +100,7 @@ impl StaticPart {
     }
 }
 
-fn reload(main: &Path, gateway: &Gateway, metrics: &GatewayMetrics, started_with: &StaticPart) {
+fn reload(main: &Path, sources: &Sources, started_with: &StaticPart) {
     let config = match config::load(main) {
         Ok(config) => config,
         Err(error) => {
@@ -112,13 +111,9 @@ fn reload(main: &Path, gateway: &Gateway, metrics: &GatewayMetrics, started_with
     if StaticPart::of(&config) != *started_with {
         tracing::warn!("entry points, logs, ping or metrics changed: restart ccgate to apply them");
     }
-    let current = gateway.routing.load();
-    match Routing::compile_reusing(&config, metrics, &current) {
-        Ok(routing) => {
-            routing.start_health_checks();
-            let routing = Arc::new(routing);
-            gateway.routing.store(Arc::clone(&routing));
-            current.retire(&routing, metrics);
+    // Combined with the Kubernetes provider's middlewares, if any.
+    match sources.set_file(config) {
+        Ok(()) => {
             tracing::info!("configuration reloaded");
         }
         Err(error) => {

@@ -12,7 +12,7 @@ use super::connector::Connector;
 use super::health;
 use super::metrics::{GatewayMetrics, StatusCounters};
 use super::proxy::Service;
-use crate::config::{Config, FORWARD_AUTH_SERVICE, ServersTransport};
+use crate::config::{Config, FORWARD_AUTH_SERVICE, KUBERNETES_PROVIDER, ServersTransport};
 use crate::rule::Rule;
 
 /// Routers by entry point, highest priority first.
@@ -33,6 +33,9 @@ pub(crate) struct Route {
     rule: Arc<Rule>,
     priority: i64,
     pub(crate) middlewares: Vec<ccgate::Middleware>,
+    /// A `NAMESPACE-NAME@kubernetescrd` middleware of the router that the
+    /// Kubernetes provider has not (yet) found: the router answers 503.
+    pub(crate) unavailable: Option<String>,
     pub(crate) target: Target,
     pub(crate) requests: StatusCounters,
 }
@@ -115,6 +118,22 @@ impl Routing {
             })
             .collect();
         let mut by_entry_point: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
+        let forward_auth_entry_point = config
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.forward_auth_entry_point.as_deref());
+        if let Some(entry_point) = forward_auth_entry_point {
+            let routes = by_entry_point.entry(entry_point.to_owned()).or_default();
+            for (name, (namespace, object)) in &config.http.kubernetes {
+                routes.push(forward_auth_route(
+                    name,
+                    namespace,
+                    object,
+                    &middlewares,
+                    metrics,
+                )?);
+            }
+        }
         for (name, router) in &config.http.routers {
             let target = if router.service == FORWARD_AUTH_SERVICE {
                 Target::ForwardAuth
@@ -130,21 +149,25 @@ impl Routing {
                         })?;
                 Target::Service(Arc::clone(service))
             };
-            let chain = router
-                .middlewares
-                .iter()
-                .map(|m| {
-                    middlewares
-                        .get(m.as_str())
-                        .cloned()
-                        .ok_or_else(|| StartError::Reference {
+            let mut chain = Vec::with_capacity(router.middlewares.len());
+            let mut unavailable = None;
+            for m in &router.middlewares {
+                match middlewares.get(m.as_str()) {
+                    Some(middleware) => chain.push(middleware.clone()),
+                    // The Kubernetes provider's, not there (yet): 503.
+                    None if is_kubernetes(m) => {
+                        unavailable.get_or_insert_with(|| m.clone());
+                    }
+                    None => {
+                        return Err(StartError::Reference {
                             router: name.clone(),
                             field: "middlewares",
                             what: "middleware",
                             name: m.clone(),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                        });
+                    }
+                }
+            }
             let route = Arc::new(Route {
                 name: name.clone(),
                 rule: Arc::clone(&router.rule),
@@ -152,11 +175,18 @@ impl Routing {
                     .priority
                     .unwrap_or_else(|| router.rule.default_priority()),
                 middlewares: chain,
+                unavailable,
                 target,
                 requests: metrics.requests(name),
             });
             let entry_points: Vec<&String> = if router.entry_points.is_empty() {
-                config.entry_points.keys().collect()
+                // Every entry point but the Kubernetes forward-auth one,
+                // which answers only /NAMESPACE/NAME.
+                config
+                    .entry_points
+                    .keys()
+                    .filter(|e| Some(e.as_str()) != forward_auth_entry_point)
+                    .collect()
             } else {
                 router.entry_points.iter().collect()
             };
@@ -217,6 +247,45 @@ impl Routing {
             .iter()
             .find(|route| route.rule.matches(request))
     }
+}
+
+/// Whether `name` is a middleware of the Kubernetes provider.
+fn is_kubernetes(name: &str) -> bool {
+    name.rsplit_once('@')
+        .is_some_and(|(_, provider)| provider == KUBERNETES_PROVIDER)
+}
+
+/// The forward-auth route of the Kubernetes middleware `name` (the object
+/// `namespace/object`): `Path(`/NAMESPACE/NAME`)` → forward-auth.
+fn forward_auth_route(
+    name: &str,
+    namespace: &str,
+    object: &str,
+    middlewares: &HashMap<String, ccgate::Middleware>,
+    metrics: &GatewayMetrics,
+) -> Result<Arc<Route>, StartError> {
+    // Namespaces are DNS labels and names DNS subdomains (the provider
+    // checks both), so neither can break out of the backquotes.
+    let rule = Rule::parse(&format!("Path(`/{namespace}/{object}`)"))
+        .map_err(|_| StartError::Internal("a Kubernetes object name that is not a path"))?;
+    let middleware = middlewares
+        .get(name)
+        .cloned()
+        .ok_or_else(|| StartError::Reference {
+            router: name.to_owned(),
+            field: "middlewares",
+            what: "middleware",
+            name: name.to_owned(),
+        })?;
+    Ok(Arc::new(Route {
+        name: name.to_owned(),
+        priority: rule.default_priority(),
+        rule: Arc::new(rule),
+        middlewares: vec![middleware],
+        unavailable: None,
+        target: Target::ForwardAuth,
+        requests: metrics.requests(name),
+    }))
 }
 
 /// The servers transports, ready for the request path, by name (`""`:

@@ -150,7 +150,7 @@ fn every_invalid_configuration_names_file_field_and_reason() {
         (
             "router to another provider",
             replace("conf.d/api.yaml", "[cc-auth]", "[cc-auth@kubernetescrd]"),
-            "conf.d/api.yaml: http.routers.api.middlewares[0]: unknown provider in \"cc-auth@kubernetescrd\"".into(),
+            "conf.d/api.yaml: http.routers.api.middlewares[0]: \"cc-auth@kubernetescrd\" names the Kubernetes provider, which is not configured (providers.kubernetesCRD)".into(),
         ),
         (
             "a router defined in two files",

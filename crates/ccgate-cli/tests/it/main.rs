@@ -3,6 +3,8 @@
 mod check_cmd;
 mod claims_cmd;
 mod config_files;
+#[cfg(feature = "kubernetes")]
+mod deploy_manifests;
 mod edge_safety;
 mod examples_check;
 mod forward_auth;
@@ -16,4 +18,6 @@ mod gateway_token_checks;
 mod gateway_transport;
 mod gateway_upstreams;
 mod gateway_websocket;
+#[cfg(feature = "kubernetes")]
+mod kubernetes_provider;
 mod support;

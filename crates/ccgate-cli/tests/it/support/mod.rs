@@ -22,6 +22,8 @@ pub(crate) mod tls;
 mod check;
 pub(crate) mod echo;
 pub(crate) mod examples;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod fake_kube;
 pub(crate) mod gateway;
 pub(crate) mod proxies;
 pub(crate) mod websocket;
