@@ -14,6 +14,7 @@
 mod access_log;
 mod connector;
 mod error;
+mod h2_pool;
 mod handler;
 mod listener;
 mod metrics;
