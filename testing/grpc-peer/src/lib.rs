@@ -9,9 +9,9 @@
 //!
 //! The service `ccgate.test.Echo`:
 //! - `Unary`: answers `message`, the `authorization` and `te` headers it
-//!   saw, and the request metadata `x-meta` as response metadata `x-meta`
-//!   (and trailer `x-trailer-meta`); with `fail_code` set, fails with that
-//!   gRPC status and `message` as its message.
+//!   saw, and the request metadata `x-meta` as response metadata
+//!   `x-meta`; with `fail_code` set, fails with that gRPC status and
+//!   `message` as its message.
 //! - `Stream`: `count` answers, the i-th message `message-i`.
 //!
 //! # Example

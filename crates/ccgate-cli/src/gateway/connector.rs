@@ -409,7 +409,11 @@ mod tests {
             };
             let connector = Arc::new(Connector::new(&transport, true, false).unwrap());
             let target = connector.target(&url.parse().unwrap()).unwrap();
-            assert_eq!(target.may_speak_h2(), h2, "{url} disableHTTP2={disable_http2}");
+            assert_eq!(
+                target.may_speak_h2(),
+                h2,
+                "{url} disableHTTP2={disable_http2}"
+            );
         }
     }
 }

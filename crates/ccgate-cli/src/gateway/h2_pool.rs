@@ -9,7 +9,8 @@
 //! to finish (within `responseHeaderTimeout` when one is set), as Go's
 //! HTTP/2 transport does by default; a second connection is opened only
 //! when the first is closed (the server's `GOAWAY`, an error) or its
-//! `idleConnTimeout` has passed since its last request started. Callers
+//! `idleConnTimeout` has passed since its last request started (a sweep
+//! every 90 s drops those of servers no longer asked). Callers
 //! are bounded by the entry points' `maxConnections` and HTTP/2 stream
 //! limits, so the queue is too.
 //!
@@ -26,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery, Uri};
 use http::{Request, Response, Version, header};
@@ -36,10 +37,21 @@ use hyper::client::conn::http2::SendRequest;
 use super::connector::{Key, Limits, Opened, Target};
 use super::upstream::UpstreamError;
 
+/// How often every kept connection is checked, so that those of servers
+/// no longer asked (after a reload) are closed too.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(90);
+
 /// One worker's HTTP/2 connections, one per server.
 #[derive(Debug)]
 pub(crate) struct H2Pool<B> {
-    by_server: Mutex<HashMap<Key, Shared<B>>>,
+    kept: Mutex<Kept<B>>,
+}
+
+#[derive(Debug)]
+struct Kept<B> {
+    by_server: HashMap<Key, Shared<B>>,
+    /// When closed and expired connections were last dropped.
+    swept: Instant,
 }
 
 /// A server's connection and when a request last started on it.
@@ -52,7 +64,10 @@ struct Shared<B> {
 impl<B> Default for H2Pool<B> {
     fn default() -> Self {
         Self {
-            by_server: Mutex::new(HashMap::new()),
+            kept: Mutex::new(Kept {
+                by_server: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 }
@@ -65,12 +80,21 @@ where
 {
     /// The server's open connection, used within its `idleConnTimeout`.
     pub(crate) fn get(&self, server: &Key, limits: Limits) -> Option<SendRequest<B>> {
-        let mut by_server = self
-            .by_server
+        let mut kept = self
+            .kept
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let shared = by_server.get_mut(server)?;
         let now = Instant::now();
+        if now.duration_since(kept.swept) >= SWEEP_INTERVAL {
+            // Each entry's own limit is not kept: the sweep uses the
+            // asking transport's, and entries are checked again on use.
+            kept.by_server.retain(|_, shared| {
+                !shared.sender.is_closed() && now.duration_since(shared.used) < limits.idle_timeout
+            });
+            kept.swept = now;
+        }
+        let by_server = &mut kept.by_server;
+        let shared = by_server.get_mut(server)?;
         if shared.sender.is_closed() || now.duration_since(shared.used) >= limits.idle_timeout {
             // Dropping the sender closes the connection once its streams end.
             by_server.remove(server);
@@ -83,10 +107,11 @@ where
     /// Keeps `sender` as the server's connection, unless an open one is
     /// kept already (a race of first requests).
     pub(crate) fn keep(&self, server: &Key, sender: &SendRequest<B>) {
-        let mut by_server = self
-            .by_server
+        let mut kept = self
+            .kept
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let by_server = &mut kept.by_server;
         if by_server
             .get(server)
             .is_some_and(|shared| !shared.sender.is_closed())
@@ -193,7 +218,7 @@ fn to_h2<B>(server: &Target, mut request: Request<B>) -> Request<B> {
 impl<B> H2Pool<B> {
     /// How many servers have a connection kept.
     fn len(&self) -> usize {
-        self.by_server.lock().unwrap().len()
+        self.kept.lock().unwrap().by_server.len()
     }
 }
 
@@ -202,7 +227,6 @@ mod tests {
     use std::convert::Infallible;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     use bytes::Bytes;
     use http_body_util::{BodyExt, Empty, Full};

@@ -86,7 +86,10 @@ async fn unary_and_streaming_calls_cross_with_metadata_trailers_and_the_token() 
         .metadata_mut()
         .insert("x-meta", "from the caller".parse().unwrap());
     let response = client.unary(request).await.expect("the unary call");
-    assert_eq!(response.metadata()["x-meta"], "from the caller");
+    assert_eq!(
+        response.metadata().get("x-meta").unwrap(),
+        "from the caller"
+    );
     let reply = response.into_inner();
     assert_eq!(reply.message, "hello");
     // The middleware's token replaced the caller's Basic credentials.

@@ -13,10 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::echo::Echo;
+use crate::support::free_port;
 use crate::support::gateway::{Ccgate, TempDir};
 use crate::support::proxies::Proxy;
 use crate::support::tls::Pki;
-use crate::support::free_port;
 
 /// nginx answering `PROTOCOL te=TE` on `tls` (TLS, ALPN `h2`) and on
 /// `h2c` (cleartext HTTP/2 by prior knowledge).
@@ -110,7 +110,12 @@ async fn https_speaks_http2_when_the_server_picks_h2_disable_http2_keeps_http1_a
     let (_nginx, ccgate, _dir) = setup().await;
     for _ in 0..3 {
         let answer = get(&ccgate, "/alpn", &[]).await;
-        assert_eq!(answer, (200, "HTTP/2.0 te=\n".into()), "{}", ccgate.stderr());
+        assert_eq!(
+            answer,
+            (200, "HTTP/2.0 te=\n".into()),
+            "{}",
+            ccgate.stderr()
+        );
     }
     assert_eq!(
         get(&ccgate, "/only1", &[]).await,
@@ -118,7 +123,12 @@ async fn https_speaks_http2_when_the_server_picks_h2_disable_http2_keeps_http1_a
     );
     for _ in 0..3 {
         let answer = get(&ccgate, "/cleartext", &[]).await;
-        assert_eq!(answer, (200, "HTTP/2.0 te=\n".into()), "{}", ccgate.stderr());
+        assert_eq!(
+            answer,
+            (200, "HTTP/2.0 te=\n".into()),
+            "{}",
+            ccgate.stderr()
+        );
     }
 }
 
@@ -132,7 +142,12 @@ async fn te_trailers_is_forwarded_and_no_other_te_value_is() {
     ] {
         let gzip = get(&ccgate, path, &[("te", "gzip"), ("connection", "te")]).await;
         assert_eq!(gzip, (200, format!("{protocol} te=\n")), "{path}");
-        let both = get(&ccgate, path, &[("te", "gzip, trailers"), ("connection", "te")]).await;
+        let both = get(
+            &ccgate,
+            path,
+            &[("te", "gzip, trailers"), ("connection", "te")],
+        )
+        .await;
         assert_eq!(both, (200, format!("{protocol} te=trailers\n")), "{path}");
     }
 }
@@ -146,7 +161,7 @@ async fn an_http1_callers_chunked_body_goes_to_an_h2_server() {
             .unwrap();
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding: chunked\r\n\
-             Connection: keep-alive, close\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\n\r\n\
+             Connection: keep-alive, close\r\nKeep-Alive: timeout=5\r\n\r\n\
              5\r\nhello\r\n0\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await.unwrap();
@@ -156,7 +171,10 @@ async fn an_http1_callers_chunked_body_goes_to_an_h2_server() {
             .expect("an answer within 10 s")
             .unwrap();
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{path}: {answer}"
+        );
         assert!(answer.ends_with("HTTP/2.0 te=\n"), "{path}: {answer}");
     }
 }
@@ -223,7 +241,8 @@ async fn raw_h2_request(port: u16, fields: &[(&str, &str)]) -> Outcome {
         loop {
             let mut head = [0u8; 9];
             stream.read_exact(&mut head).await.expect("a frame");
-            let length = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let length =
+                usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
             let (kind, flags) = (head[3], head[4]);
             let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
             let mut payload = vec![0u8; length];
@@ -231,7 +250,10 @@ async fn raw_h2_request(port: u16, fields: &[(&str, &str)]) -> Outcome {
             let code = |at: usize| u32::from_be_bytes(payload[at..at + 4].try_into().unwrap());
             match kind {
                 SETTINGS if flags & 0x1 == 0 => {
-                    stream.write_all(&frame(SETTINGS, 0x1, 0, &[])).await.unwrap();
+                    stream
+                        .write_all(&frame(SETTINGS, 0x1, 0, &[]))
+                        .await
+                        .unwrap();
                 }
                 HEADERS if id == 1 => return Outcome::Answered,
                 RST_STREAM if id == 1 => return Outcome::Reset(code(0)),
@@ -257,7 +279,10 @@ async fn connection_specific_headers_from_an_h2_caller_are_refused_before_the_up
     let path = dir.write("ccgate.yaml", &config);
     let ccgate = Ccgate::start(&path, &[("web", web)]).await;
     // The frames are right: a clean request is answered.
-    assert_eq!(raw_h2_request(web, &[("te", "trailers")]).await, Outcome::Answered);
+    assert_eq!(
+        raw_h2_request(web, &[("te", "trailers")]).await,
+        Outcome::Answered
+    );
     assert_eq!(echo.hits(), 1);
     for field in [
         ("connection", "keep-alive"),
