@@ -46,7 +46,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let sent = Instant::now();
                     match client.unary(request).await {
                         Ok(_) => latencies.push(sent.elapsed()),
-                        Err(_) => errors += 1,
+                        Err(status) => {
+                            if errors == 0 {
+                                eprintln!("grpc-load: {status}");
+                            }
+                            errors += 1;
+                        }
                     }
                 }
                 (latencies, errors)
