@@ -67,6 +67,13 @@ SCENARIOS = [
           "against the same entry point"),
 ]
 
+# The gRPC scenarios: grpc-load (testing/grpc-peer) against the gRPC echo
+# server behind nginx and behind ccgate, in rounds of their own.
+GRPC_SCENARIOS = [
+    ("k0", "gRPC unary: nginx `grpc_pass` (h2c) to the echo server, no authentication"),
+    ("k", "gRPC unary: ccgate + oAuthClientCredentials, warm, 1 client, h2c upstream"),
+]
+
 STORE_SECRET = "0123456789abcdef0123456789abcdef"  # 32 bytes: AES-256-GCM
 
 
@@ -410,6 +417,58 @@ class Run:
         return load.wrk(f"http://127.0.0.1:{self.ports[s]}/bench", headers, self.p["connections"],
                         self.p["seconds"], self.load_core, self.pin, self.workdir / "wrk.log")
 
+    # -- k0, k: gRPC unary ------------------------------------------------
+
+    def grpc(self):
+        """k0 and k: grpc-load (CONNECTIONS concurrent calls on one HTTP/2
+        connection, as one gRPC channel makes them) sends unary calls to
+        the echo server through nginx `grpc_pass` and through ccgate with
+        the middleware, interleaved in each round. The binaries are built
+        beside ccgate (`cargo build -p grpc-peer`)."""
+        bin_dir = Path(self.args.ccgate).resolve().parent
+        load_bin, echo_bin = bin_dir / "grpc-load", bin_dir / "grpc-echo"
+        if not (load_bin.is_file() and echo_bin.is_file()):
+            for s in ("k0", "k"):
+                self.notes[s] = f"n/a (no grpc-load/grpc-echo beside {display_path(self.args.ccgate)})"
+            return
+        p = self.p
+        echo_port, nginx_port, ccgate_port = servers.free_port(), servers.free_port(), servers.free_port()
+        try:
+            echo = self.procs.start("grpc-echo", [str(echo_bin), str(echo_port)], self.server_core)
+            self.procs.wait_port("grpc-echo", echo, echo_port)
+            nginx = servers.start_nginx(self.procs, self.server_core, "nginx-grpc", "nginx-grpc.conf.in",
+                                        {"PORT": nginx_port, "ECHO_PORT": echo_port})
+            self.procs.wait_port("nginx-grpc", nginx, nginx_port)
+            proc = servers.start_ccgate(self.procs, self.server_core, self.args.ccgate, "ccgate-grpc",
+                                        "ccgate-grpc.yaml.in",
+                                        {"GRPC_PORT": ccgate_port, "ECHO_PORT": echo_port,
+                                         "TOKEN_ENDPOINT": self.token_endpoint})
+            self.procs.wait_port("ccgate-grpc", proc, ccgate_port)
+        except StartError as e:
+            self.fail(["k0", "k"], str(e))
+            return
+        auth = "authorization=" + load.basic("basic-client", "basic-secret")
+        targets = {"k0": nginx_port, "k": ccgate_port}
+        # A bounded count per run: what the wrk scenarios send in their
+        # seconds, at most, so that a slow build still ends.
+        count = 2000 if self.args.smoke else 200_000
+        try:
+            for s, port in targets.items():  # probe (and warm k's token)
+                load.grpc_load(load_bin, f"http://127.0.0.1:{port}", 1, 10, [auth], self.load_core, self.pin)
+            for r in range(1, p["rounds"] + 1):
+                for s, port in targets.items():
+                    summary = load.grpc_load(load_bin, f"http://127.0.0.1:{port}", p["connections"], count,
+                                             [auth], self.load_core, self.pin)
+                    self.results.setdefault(s, []).append(summary)
+                    rps = summary["requests"] / (summary["duration_us"] / 1e6)
+                    log(f"round {r}/{p['rounds']} {s:>2}: {rps:9.0f} req/s  p50 {summary['latency_us']['p50']} µs"
+                        f"  p99 {summary['latency_us']['p99']} µs")
+        except (RunError, OSError) as e:
+            self.fail(["k0", "k"], str(e))
+        finally:
+            for process in (proc, nginx, echo):
+                self.procs.stop(process)
+
     # -- h: the cold stampede, i: memory per token ------------------------
 
     def single_ccgate(self, name):
@@ -564,6 +623,8 @@ class Run:
                 self.profile()
             if self.args.instructions:
                 self.count_instructions()
+            if self.wanted("k") or self.wanted("k0"):
+                self.grpc()
             if self.wanted("h"):
                 self.stampede()
             if self.wanted("i"):
@@ -582,7 +643,8 @@ class Run:
             "params": self.p,
             "pinned": {"load_core": self.load_core, "server_core": self.server_core} if self.pin else None,
             "machine": info,
-            "scenarios": {s: desc.format(many=f"{self.p['many_clients']:,}", idle=self.p["abuse_idle"], slow=self.p["abuse_slow"]) for s, desc in SCENARIOS},
+            "scenarios": {**{s: desc.format(many=f"{self.p['many_clients']:,}", idle=self.p["abuse_idle"], slow=self.p["abuse_slow"]) for s, desc in SCENARIOS},
+                          **dict(GRPC_SCENARIOS)},
             "results": self.results,
             "notes": self.notes,
             "failures": self.failures,
@@ -671,7 +733,7 @@ def main():
     args.workdir = args.workdir or ROOT / "target" / "bench" / f"{'smoke' if args.smoke else 'full'}-{stamp}"
     partial = args.smoke or args.only is not None
     args.out = args.out or (args.workdir / "benchmarks.md" if partial else ROOT / "docs" / "benchmarks.md")
-    known = {s for s, _ in SCENARIOS} | {"h", "i", "fault"}
+    known = {s for s, _ in SCENARIOS + GRPC_SCENARIOS} | {"h", "i", "fault"}
     if args.only is not None and not args.only <= known:
         sys.exit(f"bench: --only: unknown scenario(s) {', '.join(sorted(args.only - known))}; known: "
                  + ", ".join(sorted(known)))

@@ -276,3 +276,27 @@ def idp_call(issuer, method, path):
         return json.loads(body)
     finally:
         conn.close()
+
+
+def grpc_load(binary, url, concurrency, requests, metadata, core, pin):
+    """`grpc-load` (testing/grpc-peer): REQUESTS unary calls from
+    CONCURRENCY tasks on one HTTP/2 connection; a summary shaped like
+    wrk's (requests, duration_us, latency_us p50/p99). Any failed call is
+    a RunError."""
+    argv = [str(binary), url, str(concurrency), str(requests), *metadata]
+    if pin:
+        argv = ["taskset", "-c", str(core), *argv]
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as e:
+        raise RunError(f"grpc-load against {url} did not end in 600 s") from e
+    if run.returncode != 0:
+        raise RunError(f"grpc-load against {url} failed ({run.returncode}): {run.stderr.strip()[-300:]}")
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    if out["errors"]:
+        raise RunError(f"grpc-load against {url}: {out['errors']} of {requests} calls failed")
+    return {
+        "requests": out["requests"],
+        "duration_us": round(out["seconds"] * 1e6),
+        "latency_us": {"p50": round(out["p50_ms"] * 1000), "p99": round(out["p99_ms"] * 1000)},
+    }

@@ -16,6 +16,7 @@ GOALS = [
     ("e/d", "e", "d", 0.9, "many callers keep ≥ 0.9 of one caller"),
     ("f/d", "f", "d", 0.9, "the Redis store keeps ≥ 0.9 of the memory store"),
     ("j/d", "j", "d", 0.9, "under the abuse mix (SPEC §10), good traffic keeps ≥ 0.9 of d, every request answered"),
+    ("k/k0", "k", "k0", 1.0, "gRPC unary through ccgate with the middleware matches or beats nginx `grpc_pass` without any"),
 ]
 
 
@@ -129,6 +130,12 @@ def markdown(data):
                   f"token requests sent: {fault_sent(fault)} | | | |"
                   if fault else f"{missing(data, 'fault')} | | | |"))
     out.append("")
+    if "k" in data["results"] or "k0" in data["results"]:
+        out.append(f"Scenarios k0 and k: `grpc-load` (testing/grpc-peer), {p['connections']} concurrent unary calls "
+                   "on one HTTP/2 connection (as one gRPC channel makes them), a fixed count of calls per run, "
+                   "the two interleaved in each round; the echo server is `grpc-echo` (tonic's server over "
+                   "hyper), ccgate's caller sends `authorization: Basic …` as metadata.")
+        out.append("")
     if fault:
         out.append(fault_paragraph(fault, p))
         out.append("")

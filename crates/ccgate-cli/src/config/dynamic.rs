@@ -301,21 +301,15 @@ fn service(raw: RawService, origin: &Origin, path: &str) -> Result<Service, Conf
     })
 }
 
-/// An upstream server: `http://host[:port]` or `https://host[:port]`,
-/// nothing after the authority.
+/// An upstream server: `http://host[:port]`, `https://host[:port]` or
+/// `h2c://host[:port]` (cleartext HTTP/2), nothing after the authority.
 fn server_url(text: &str) -> Result<http::Uri, String> {
-    let expected = "expected an absolute http or https URL such as http://127.0.0.1:9500";
+    let expected = "expected an absolute http, https or h2c URL such as http://127.0.0.1:9500";
     let uri: http::Uri = text
         .parse()
         .map_err(|_| format!("invalid URL {text:?}: {expected}"))?;
     match uri.scheme_str() {
-        Some("http" | "https") => {}
-        Some("h2c") => {
-            return Err(format!(
-                "{text:?}: h2c (cleartext HTTP/2) upstreams are not supported yet; use http:// \
-                 or https://"
-            ));
-        }
+        Some("http" | "https" | "h2c") => {}
         Some(other) => {
             return Err(format!(
                 "{text:?}: unsupported scheme `{other}`: {expected}"
@@ -442,6 +436,20 @@ mod tests {
     }
 
     #[test]
+    fn h2c_and_https_servers_are_read() {
+        let d = read(
+            json!({"http": {"services": {"grpc": {"loadBalancer": {"servers": [
+                {"url": "h2c://127.0.0.1:50051"}, {"url": "https://up"}
+            ]}}}}}),
+        )
+        .unwrap();
+        let servers = &d.services["grpc"].value.servers;
+        assert_eq!(servers[0].scheme_str(), Some("h2c"));
+        assert_eq!(servers[0].authority().unwrap(), "127.0.0.1:50051");
+        assert_eq!(servers[1].scheme_str(), Some("https"));
+    }
+
+    #[test]
     fn errors_name_the_field() {
         for (value, expected) in [
             (
@@ -481,8 +489,8 @@ mod tests {
                 "d.yaml: http.services.s.loadBalancer.servers: at least one server is required",
             ),
             (
-                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "h2c://up"}]}}}}}),
-                "d.yaml: http.services.s.loadBalancer.servers[0].url: \"h2c://up\": h2c (cleartext HTTP/2) upstreams are not supported yet",
+                json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "ws://up"}]}}}}}),
+                "d.yaml: http.services.s.loadBalancer.servers[0].url: \"ws://up\": unsupported scheme `ws`: expected an absolute http, https or h2c URL",
             ),
             (
                 json!({"http": {"services": {"s": {"loadBalancer": {"servers": [{"url": "up:80"}]}}}}}),

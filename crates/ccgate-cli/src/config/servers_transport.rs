@@ -66,7 +66,7 @@ pub(crate) struct ServersTransport {
     /// `forwardingTimeouts.idleConnTimeout`: how long an idle connection
     /// is kept.
     pub(crate) idle_conn_timeout: Option<Duration>,
-    /// `disableHTTP2`: read and kept; upstreams speak HTTP/1.1 only for now.
+    /// `disableHTTP2`: ALPN to `https` servers offers only `http/1.1`.
     pub(crate) disable_http2: bool,
     /// Where it was defined, for messages.
     pub(crate) origin: Origin,
@@ -412,6 +412,15 @@ mod tests {
         assert_eq!(t.max_idle_conns_per_host, 200);
         assert!(!t.insecure_skip_verify);
         assert!(t.certificate.is_none());
+        assert!(!t.disable_http2);
+    }
+
+    #[test]
+    fn disable_http2_is_read_as_a_strict_boolean() {
+        let t = load(json!({"disableHTTP2": true}), Path::new(".")).unwrap();
+        assert!(t.disable_http2);
+        let error = load(json!({"disableHTTP2": "yes"}), Path::new(".")).unwrap_err();
+        assert!(error.contains("disableHTTP2"), "{error}");
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! ccgate drop a header it adds itself. The one upgrade that goes on, a
 //! WebSocket handshake, gets its two headers back afterwards
 //! ([`super::websocket`]).
+//!
+//! `TE` is hop-by-hop too, but `TE: trailers` says the caller takes
+//! trailers, which gRPC needs end to end: it is kept, as the one value
+//! HTTP/2 allows (RFC 9113 §8.2.2); any other `TE` value goes.
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, not the message (RFC 9110
 /// §7.6.1), and `HTTP2-Settings`, which only an `h2c` upgrade carries
@@ -48,16 +52,52 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .filter(|name| !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)))
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
+    let takes_trailers = headers.contains_key(header::TE) && accepts_trailers(headers);
     for name in present.iter().chain(&named) {
         headers.remove(name);
     }
+    if takes_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Whether one of the `TE` header's members is `trailers` (RFC 9110
+/// §10.1.4: a list of codings and `trailers`, names case-insensitive).
+fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|member| member.trim().eq_ignore_ascii_case("trailers"))
 }
 
 #[cfg(test)]
 mod tests {
-    use http::header::HeaderValue;
-
     use super::*;
+
+    #[test]
+    fn te_trailers_is_kept_alone_and_other_te_values_go() {
+        for (sent, kept) in [
+            (&["trailers"][..], Some("trailers")),
+            (&["gzip, Trailers"], Some("trailers")),
+            (&["gzip", "trailers"], Some("trailers")),
+            (&["gzip"], None),
+            (&["trailers;q=0.5"], None),
+            (&["x-trailers"], None),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONNECTION, HeaderValue::from_static("te"));
+            for value in sent {
+                headers.append(header::TE, HeaderValue::from_static(value));
+            }
+            remove_hop_by_hop(&mut headers);
+            let te: Vec<_> = headers.get_all(header::TE).iter().collect();
+            assert_eq!(te.first().map(|v| v.to_str().unwrap()), kept, "{sent:?}");
+            assert!(te.len() <= 1);
+            assert!(!headers.contains_key(header::CONNECTION));
+        }
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_connection_names_are_removed() {

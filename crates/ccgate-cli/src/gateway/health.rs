@@ -197,7 +197,7 @@ impl Probe {
             Protocol::Http1 => {
                 let mut sender = self
                     .target
-                    .connect::<Full<Bytes>>()
+                    .connect_http1::<Full<Bytes>>()
                     .await
                     .map_err(|e| e.to_string())?;
                 let request = self.request(false)?;

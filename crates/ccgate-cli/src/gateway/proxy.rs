@@ -190,7 +190,8 @@ impl Service {
             .path_and_query
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *request.uri_mut() = Uri::from(path_and_query);
-        // The upstream connection is HTTP/1.1 whatever the caller spoke.
+        // HTTP/1.1 whatever the caller spoke; the pool's HTTP/2 path
+        // (`h2c`, `https` with `h2`) makes it HTTP/2 with `:authority`.
         *request.version_mut() = http::Version::HTTP_11;
         // Hop-by-hop headers went at the edge, before the middlewares.
         set_forwarded(request.headers_mut(), origin, original_host.as_ref());

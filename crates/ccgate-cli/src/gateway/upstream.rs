@@ -1,6 +1,8 @@
 //! A worker's connections to upstream servers: HTTP/1.1 keep-alive
 //! connections kept per server (and scheme and servers transport: see
-//! [`Key`]) and reused, most recently used first. Opening one is the
+//! [`Key`]) and reused, most recently used first. HTTP/2 servers (`h2c`,
+//! or `https` that picked `h2`) are sent to by [`super::h2_pool`] on one
+//! multiplexed connection per server, kept beside the idle lists. Opening one is the
 //! [`Target`]'s job ([`super::connector`]): TCP, or TLS over TCP; the pool
 //! holds hyper's `SendRequest`, whatever the stream under it.
 //!
@@ -35,8 +37,9 @@ use http::{Method, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 
-use super::connector::{ConnectError, Limits};
+use super::connector::{ConnectError, Limits, Opened, Scheme};
 pub(crate) use super::connector::{Key, Target};
+use super::h2_pool::H2Pool;
 use super::transport::CallerBody;
 
 /// How often every server's idle list is cleared of expired and closed
@@ -92,6 +95,8 @@ impl UpstreamError {
 #[derive(Debug)]
 pub(crate) struct UpstreamPool<B = RequestBody> {
     idle: Mutex<Idles<B>>,
+    /// HTTP/2 servers' multiplexed connections.
+    h2: H2Pool<B>,
     sweep_interval: Duration,
     replayable_after_idle: Duration,
 }
@@ -129,6 +134,7 @@ impl<B> UpstreamPool<B> {
                 by_server: HashMap::default(),
                 swept: Instant::now(),
             }),
+            h2: H2Pool::default(),
             sweep_interval,
             replayable_after_idle,
         }
@@ -181,12 +187,50 @@ where
         mut request: Request<B>,
     ) -> Result<Response<UpstreamBody<B>>, SendError<B>> {
         let limits = server.connector.limits;
+        if server.may_speak_h2() {
+            let mut kept = self.h2.get(&server.key, limits);
+            if kept.is_none() && server.key.scheme == Scheme::H2c {
+                // Opened here, so that a server that cannot be reached
+                // gives the request back for the next one.
+                match server.connect().await {
+                    Ok(Opened::Http2(sender)) => {
+                        self.h2.keep(&server.key, &sender);
+                        kept = Some(sender);
+                    }
+                    Ok(Opened::Http1(_)) => {
+                        return Err(SendError::written(UpstreamError::Protocol(
+                            "an h2c server answered in HTTP/1.1",
+                        )));
+                    }
+                    Err(error) => {
+                        return Err(SendError {
+                            error: error.into(),
+                            unsent: Some(request),
+                        });
+                    }
+                }
+            }
+            if kept.is_some() {
+                return self
+                    .send_h2(server, kept, request)
+                    .await
+                    .map_err(SendError::written);
+            }
+        }
         let mut replayed = false;
         loop {
             let (mut sender, idle_for) = match self.take(&server.key, limits.idle_timeout) {
                 Some((sender, idle_for)) => (sender, Some(idle_for)),
                 None => match server.connect().await {
-                    Ok(sender) => (sender, None),
+                    Ok(Opened::Http1(sender)) => (sender, None),
+                    // An `https` server that picked `h2` in ALPN.
+                    Ok(Opened::Http2(sender)) => {
+                        self.h2.keep(&server.key, &sender);
+                        return self
+                            .send_h2(server, Some(sender), request)
+                            .await
+                            .map_err(SendError::written);
+                    }
                     Err(error) => {
                         return Err(SendError {
                             error: error.into(),
@@ -248,6 +292,29 @@ where
                 },
             }
         }
+    }
+}
+
+impl<B> UpstreamPool<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// `request` to an HTTP/2 server, on `sender` or a new connection.
+    /// Boxed: the HTTP/1.1 path's future does not carry its state.
+    async fn send_h2(
+        &self,
+        server: &Target,
+        sender: Option<hyper::client::conn::http2::SendRequest<B>>,
+        request: Request<B>,
+    ) -> Result<Response<UpstreamBody<B>>, UpstreamError> {
+        let response = Box::pin(self.h2.send(server, sender, request)).await?;
+        // Nothing to give back: the connection stays shared in `h2`.
+        Ok(response.map(|body| UpstreamBody {
+            body,
+            give_back: None,
+        }))
     }
 }
 

@@ -126,7 +126,7 @@ impl Upgrade {
         server: &Target,
         request: Request<CallerBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let mut sender = server.connect::<RequestBody>().await?;
+        let mut sender = server.connect_http1::<RequestBody>().await?;
         sender.ready().await?;
         let sent = sender.send_request(request.map(RequestBody::Caller));
         let mut response = match server.connector.response_header_timeout {

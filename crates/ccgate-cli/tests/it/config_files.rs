@@ -225,9 +225,9 @@ fn every_invalid_configuration_names_file_field_and_reason() {
             "ccgate.yaml: entryPoints.web.address: invalid address \":80800\"".into(),
         ),
         (
-            "an h2c upstream",
-            replace("conf.d/api.yaml", "http://127.0.0.1:9500", "h2c://127.0.0.1:9500"),
-            "conf.d/api.yaml: http.services.backend.loadBalancer.servers[0].url: \"h2c://127.0.0.1:9500\": h2c (cleartext HTTP/2) upstreams are not supported yet; use http:// or https://".into(),
+            "an h2c upstream with a path",
+            replace("conf.d/api.yaml", "http://127.0.0.1:9500", "h2c://127.0.0.1:9500/api"),
+            "conf.d/api.yaml: http.services.backend.loadBalancer.servers[0].url: \"h2c://127.0.0.1:9500/api\": a path or query in a server URL is not supported".into(),
         ),
         (
             "an unknown servers transport",

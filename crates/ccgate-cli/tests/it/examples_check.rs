@@ -36,6 +36,7 @@ fn every_example_configuration_passes_check() {
     for expected in [
         "application-level/ccgate.yaml",
         "gateway-level/ccgate.yaml",
+        "grpc/ccgate.yaml",
         "kubernetes/ccgate.yaml",
         "forward-auth/caddy/ccgate.yaml",
         "forward-auth/nginx/ccgate.yaml",

@@ -9,6 +9,8 @@ mod edge_safety;
 mod examples_check;
 mod forward_auth;
 mod gateway_auth;
+mod gateway_grpc;
+mod gateway_h2;
 mod gateway_health;
 mod gateway_limits;
 mod gateway_ops;
