@@ -1,5 +1,5 @@
-"""`--instructions`: user-space instructions per request of nginx (b) and
-ccgate (c, d), counted by valgrind's callgrind.
+"""`--instructions`: user-space instructions per request of nginx (b),
+HAProxy (b3) and ccgate (c, d), counted by valgrind's callgrind.
 
 Instruction counts do not depend on what else the machine is doing, so
 they compare proxies (and two versions of ccgate) without the noise of a
@@ -79,24 +79,35 @@ def nginx_proxy_argv(procs, values):
     name = "nginx-proxy-callgrind"
     (procs.workdir / f"{name}-tmp").mkdir(exist_ok=True)
     conf = servers.render("nginx-proxy.conf.in", procs.workdir, f"{name}.conf",
-                          {"DIR": procs.workdir, **values, "PROXY_PORT": port, "AUTH_PORT": servers.free_port()})
+                          {"DIR": procs.workdir, **values, "PROXY_PORT": port, "AUTH_PORT": servers.free_port(),
+                           "TLS_PROXY_PORT": servers.free_port()})
     conf.write_text(conf.read_text().replace("daemon off;", "daemon off;\nmaster_process off;", 1)
                     .replace("-tmp;", "-callgrind-tmp;").replace("nginx-proxy.pid", f"{name}.pid"))
     return [servers.nginx_binary(), "-p", str(procs.workdir), "-e", str(procs.workdir / f"{name}.error.log"),
             "-c", str(conf)], port
 
 
+def haproxy_argv(procs, values):
+    """HAProxy as scenario b3's proxy, for callgrind; returns (argv, port)."""
+    port = servers.free_port()
+    conf = servers.render("haproxy.cfg.in", procs.workdir, "haproxy-callgrind.cfg",
+                          {"DIR": procs.workdir, **values, "PROXY_PORT": port})
+    conf.write_text(conf.read_text().replace("haproxy.pid", "haproxy-callgrind.pid"))
+    return [servers.haproxy_binary(), "-db", "-f", str(conf)], port
+
+
 def ccgate_argv(procs, binary, values):
     """ccgate with scenario c's and d's routes, for callgrind; returns
     (argv, c's port, d's port)."""
     ports = {"PLAIN_PORT": servers.free_port(), "ONE_PORT": servers.free_port(),
-             "MANY_PORT": servers.free_port(), "FORWARD_AUTH_PORT": servers.free_port()}
+             "MANY_PORT": servers.free_port(), "FORWARD_AUTH_PORT": servers.free_port(),
+             "TLS_ROUTE_PORT": servers.free_port()}
     conf = servers.render("ccgate.yaml.in", procs.workdir, "ccgate-callgrind.yaml", {**values, **ports})
     return [str(binary), "serve", "-c", str(conf)], ports["PLAIN_PORT"], ports["ONE_PORT"]
 
 
 def measure(procs, core, binary, values, auth, few, many, log):
-    """Instructions per request of b, c and d, each run on CORE (one
+    """Instructions per request of b, b3, c and d, each run on CORE (one
     ccgate worker): {scenario: {"instructions": …, "seconds": …}}."""
     if not shutil.which("valgrind"):
         raise StartError("--instructions needs valgrind (Debian: apt-get install valgrind)")
@@ -104,6 +115,9 @@ def measure(procs, core, binary, values, auth, few, many, log):
     argv, port = nginx_proxy_argv(procs, values)
     results["b"] = per_request(procs, core, "b", argv, port, auth, few, many, stop=signal.SIGQUIT)
     log(f"instructions per request, b: {results['b']}")
+    argv, port = haproxy_argv(procs, values)
+    results["b3"] = per_request(procs, core, "b3", argv, port, auth, few, many, stop=signal.SIGTERM)
+    log(f"instructions per request, b3: {results['b3']}")
     argv, c_port, d_port = ccgate_argv(procs, binary, values)
     results["c"] = per_request(procs, core, "c", argv, c_port, auth, few, many)
     log(f"instructions per request, c: {results['c']}")
