@@ -13,6 +13,7 @@ request, without start-up and shutdown."""
 
 import http.client
 import re
+from collections import Counter
 import shutil
 import signal
 import subprocess
@@ -64,12 +65,78 @@ def total(procs, core, name, argv, port, auth, n, stop):
 
 
 def per_request(procs, core, name, argv, port, auth, few, many, stop=signal.SIGINT):
-    """User-space instructions per request of the server ARGV."""
+    """User-space instructions per request of the server ARGV; for
+    ccgate, also a per-function and per-crate profile of one request
+    (WORKDIR/callgrind-NAME-profile.txt)."""
     started = time.monotonic()
     a = total(procs, core, name, argv, port, auth, few, stop)
     b = total(procs, core, name, argv, port, auth, many, stop)
     cost = (b - a) / (many - few)
+    if shutil.which("callgrind_annotate"):
+        out = procs.workdir / f"callgrind-{name}-profile.txt"
+        out.write_text(profile(procs.workdir / f"callgrind-{name}-{few}.out",
+                               procs.workdir / f"callgrind-{name}-{many}.out", many - few))
     return {"instructions": round(cost), "seconds": round(time.monotonic() - started, 1)}
+
+
+FUNCTION_LINE = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+(.*?)(?: \[(.*)\])?$")
+CRATE = re.compile(r"/registry/src/[^/]+/([A-Za-z0-9_-]+?)-\d+\.\d+[^/]*/")
+STD = re.compile(r"/rustc/[0-9a-f]+/library/([a-z_]+)/")
+
+
+def functions(path):
+    """{"file:function [object]": instructions} of one callgrind file."""
+    run = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=no", "--auto=no", str(path)],
+                         capture_output=True, text=True, timeout=300)
+    found = Counter()
+    for line in run.stdout.splitlines():
+        match = FUNCTION_LINE.match(line)
+        if match and "PROGRAM TOTALS" not in line and "=>" not in line:
+            found[match.group(2) + (f" [{match.group(3)}]" if match.group(3) else "")] += int(
+                match.group(1).replace(",", ""))
+    return found
+
+
+SYMBOL_CRATE = re.compile(r"(?:^|[<\s(&*,])([a-z_][a-z0-9_]*)::")
+
+
+def crate_of(function):
+    """The crate a function belongs to: its symbol's first path segment;
+    for a generic of core, alloc or std (`drop_in_place<hyper::…>`), the
+    first other crate named in it, which is whose work it does. Else the
+    crate of its source file, else its object file."""
+    source, _, symbol = function.partition(":")
+    names = [n for n in SYMBOL_CRATE.findall(symbol.split(" [", 1)[0])]
+    if names:
+        own = [n for n in names if n not in ("core", "alloc", "std")]
+        return (own[0] if own and names[0] in ("core", "alloc", "std") else names[0]).replace("_", "-")
+    for pattern in (CRATE, STD):
+        match = pattern.search(source)
+        if match:
+            return match.group(1)
+    if "memmove" in source or "memcpy" in source or "memset" in source:
+        return "libc (memcpy, memmove, memset)"
+    if "/crates/ccgate" in source:
+        return "ccgate"
+    obj = function.rsplit(" [", 1)[-1].rstrip("]") if " [" in function else "?"
+    if source.startswith("???") or source == function:
+        return obj.rsplit("/", 1)[-1]
+    return source.rsplit("/", 2)[-2] if "/" in source else obj.rsplit("/", 1)[-1]
+
+
+def profile(few_file, many_file, n):
+    """Instructions of one request, per crate and per function: the
+    difference of the two runs' profiles over N requests."""
+    few, many = functions(few_file), functions(many_file)
+    per = Counter({f: (many[f] - few.get(f, 0)) / n for f in many})
+    crates = Counter()
+    for f, v in per.items():
+        crates[crate_of(f)] += v
+    lines = [f"# instructions per request, by crate (total {sum(per.values()):,.0f})"]
+    lines += [f"{v:10,.0f}  {c}" for c, v in crates.most_common() if abs(v) >= 5]
+    lines += ["", "# by function (file:function [object])"]
+    lines += [f"{v:10,.0f}  {f}" for f, v in per.most_common(120) if abs(v) >= 5]
+    return "\n".join(lines) + "\n"
 
 
 def nginx_proxy_argv(procs, values):
