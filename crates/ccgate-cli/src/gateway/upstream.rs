@@ -2,7 +2,21 @@
 //! connections kept per server (and scheme and servers transport: see
 //! [`Key`]) and reused, most recently used first. Opening one is the
 //! [`Target`]'s job ([`super::connector`]): TCP, or TLS over TCP; the pool
-//! holds hyper's `SendRequest`, whatever the stream under it.
+//! holds the [`Connection`], whatever the stream under it.
+//!
+//! No task of its own runs a connection: the request that holds it polls
+//! hyper's connection state machine, first while it waits for the
+//! response head ([`UpstreamPool::send`]), then each time the caller's
+//! side asks for more of the response body ([`UpstreamBody`]). So a
+//! request wakes one task, not two, and its response needs no hand-over
+//! between tasks. The response future and body are polled with a no-op
+//! waker: they move only when the connection is polled, and the
+//! connection's own wake-ups (the socket, the caller's request body) go
+//! to the request's task. An idle connection is polled by no one: hyper
+//! reads before it writes, so a server's close that arrived while the
+//! connection was idle is seen on the first poll after a request is handed
+//! to it, and the request comes back unwritten and goes to another
+//! connection.
 //!
 //! The transport's limits apply: `idleConnTimeout` (an idle connection
 //! older is closed), `maxIdleConnsPerHost` (more are closed), and
@@ -23,19 +37,19 @@
 //! more, as Go's HTTP client and nginx do; any other gets the error.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::{Future, poll_fn};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
 
-use super::connector::{ConnectError, Limits};
+use super::connector::{ConnectError, Connection, Limits};
 pub(crate) use super::connector::{Key, Target};
 use super::transport::CallerBody;
 
@@ -117,8 +131,79 @@ impl<B> UpstreamPool<B> {
 
 #[derive(Debug)]
 struct Idle<B> {
-    sender: SendRequest<B>,
+    connection: Connection<B>,
     since: Instant,
+}
+
+impl<B> Connection<B> {
+    /// Lets hyper's state machine work (read, write, keep-alive), its
+    /// wake-ups going to `cx`'s task; forgets it once it has ended.
+    /// Whether it is still open.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        self.hold(Some(cx.waker()));
+        self.poll_driver()
+    }
+
+    /// Sends the connection's wake-ups to `waker`, or to no one.
+    fn hold(&self, waker: Option<&Waker>) {
+        let mut holder = self
+            .relay
+            .holder
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match (holder.as_ref(), waker) {
+            (Some(held), Some(waker)) if held.will_wake(waker) => {}
+            _ => *holder = waker.cloned(),
+        }
+    }
+
+    fn poll_driver(&mut self) -> bool {
+        if let Some(driver) = &mut self.driver
+            && let Poll::Ready(ended) = driver
+                .as_mut()
+                .poll(&mut Context::from_waker(&self.relay_waker))
+        {
+            if let Err(error) = ended {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+            self.driver = None;
+        }
+        self.driver.is_some()
+    }
+
+    /// Drives the connection once without a waker (nobody waits on an idle
+    /// connection): what arrived while it was idle — the server's close,
+    /// the end of the last exchange — is taken in. Whether it can carry a
+    /// request now.
+    fn settle(&mut self) -> bool {
+        self.hold(None);
+        self.poll_driver() && self.sender.is_ready()
+    }
+
+    /// Whether it can carry a request: usually it asked for the next one
+    /// as it finished the last (no poll needed); else it is settled.
+    fn ready(&mut self) -> bool {
+        self.driver.is_some() && (self.sender.is_ready() || self.settle())
+    }
+
+    /// Drives the connection with `cx` until `exchange` (which only this
+    /// connection moves) is done.
+    async fn until<F: Future>(&mut self, exchange: F) -> F::Output {
+        let mut exchange = pin!(exchange);
+        poll_fn(|cx| {
+            let open = self.drive(cx);
+            if open {
+                exchange
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+            } else {
+                // Ended: hyper has answered the exchange (with an error if
+                // nothing else), and nothing will wake us for it again.
+                exchange.as_mut().poll(cx)
+            }
+        })
+        .await
+    }
 }
 
 impl<B> UpstreamPool<B>
@@ -143,42 +228,38 @@ where
         let limits = server.connector.limits;
         let mut replayed = false;
         loop {
-            let (mut sender, idle_for) = match self.take(&server.key, limits.idle_timeout) {
-                Some((sender, idle_for)) => (sender, Some(idle_for)),
+            // A pooled connection is ready when taken; a new one takes its
+            // first request before it is (hyper buffers one).
+            let (mut connection, idle_for) = match self.take(&server.key, limits.idle_timeout) {
+                Some((connection, idle_for)) => (connection, Some(idle_for)),
                 None => (server.connect().await?, None),
             };
             let reused = idle_for.is_some();
-            if let Err(error) = sender.ready().await {
-                if reused {
-                    continue;
-                }
-                return Err(error.into());
-            }
             let replay = match idle_for {
                 Some(idle) if idle >= self.replayable_after_idle && !replayed => {
                     replayable_head(&request)
                 }
                 _ => None,
             };
-            let sent = sender.try_send_request(request);
+            let sent = connection.sender.try_send_request(request);
             let answered = match server.connector.response_header_timeout {
-                // Dropping the exchange drops the connection with it.
-                Some(limit) => tokio::time::timeout(limit, sent)
+                // Returning drops the connection with the exchange.
+                Some(limit) => tokio::time::timeout(limit, connection.until(sent))
                     .await
                     .map_err(|_| UpstreamError::ResponseTimeout(limit))?,
-                None => sent.await,
+                None => connection.until(sent).await,
             };
             match answered {
                 Ok(response) => {
-                    let give_back = GiveBack {
+                    let held = Held {
                         pool: Arc::clone(self),
                         key: server.key.clone(),
                         limits,
-                        sender,
+                        connection,
                     };
                     return Ok(response.map(|body| UpstreamBody {
                         body,
-                        give_back: Some(give_back),
+                        held: Some(held),
                     }));
                 }
                 Err(mut error) => match error.take_message() {
@@ -200,27 +281,29 @@ where
 }
 
 impl<B> UpstreamPool<B> {
-    /// An idle connection to `server` younger than `idle_timeout`, and
-    /// how long it was idle.
-    fn take(&self, server: &Key, idle_timeout: Duration) -> Option<(SendRequest<B>, Duration)> {
+    /// An idle connection to `server` younger than `idle_timeout` that can
+    /// carry a request, and how long it was idle.
+    fn take(&self, server: &Key, idle_timeout: Duration) -> Option<(Connection<B>, Duration)> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let list = &mut idle.by_server.get_mut(server)?.connections;
-        while let Some(entry) = list.pop_back() {
+        while let Some(mut entry) = list.pop_back() {
             let idle_for = entry.since.elapsed();
-            if !entry.sender.is_closed() && idle_for < idle_timeout {
-                return Some((entry.sender, idle_for));
+            if idle_for < idle_timeout && entry.connection.ready() {
+                return Some((entry.connection, idle_for));
             }
         }
         None
     }
 
-    fn put(&self, server: Key, limits: Limits, sender: SendRequest<B>) {
-        if sender.is_closed() {
+    fn put(&self, server: Key, limits: Limits, connection: Connection<B>) {
+        if connection.driver.is_none() {
             return;
         }
+        // Idle: its wake-ups concern no task.
+        connection.hold(None);
         let mut idle = self
             .idle
             .lock()
@@ -229,8 +312,8 @@ impl<B> UpstreamPool<B> {
         if now.duration_since(idle.swept) >= self.sweep_interval {
             idle.by_server.retain(|_, list| {
                 let timeout = list.idle_timeout;
-                list.connections.retain(|entry| {
-                    !entry.sender.is_closed() && now.duration_since(entry.since) < timeout
+                list.connections.retain_mut(|entry| {
+                    now.duration_since(entry.since) < timeout && entry.connection.settle()
                 });
                 !list.connections.is_empty()
             });
@@ -249,7 +332,10 @@ impl<B> UpstreamPool<B> {
             list.pop_front();
         }
         if list.len() < limits.max_idle {
-            list.push_back(Idle { sender, since: now });
+            list.push_back(Idle {
+                connection,
+                since: now,
+            });
         }
     }
 }
@@ -313,33 +399,34 @@ impl Body for RequestBody {
     }
 }
 
-/// Returns a connection to its pool.
+/// The connection a response came on, held by its body, which drives it
+/// and returns it to its pool.
 #[derive(Debug)]
-struct GiveBack<B> {
+struct Held<B> {
     pool: Arc<UpstreamPool<B>>,
     key: Key,
     limits: Limits,
-    sender: SendRequest<B>,
+    connection: Connection<B>,
 }
 
-/// An upstream response's body; once read to the end, its connection goes
-/// back to the pool.
+/// An upstream response's body; it drives its connection as it is read,
+/// and once read to the end the connection goes back to the pool.
 #[derive(Debug)]
 pub(crate) struct UpstreamBody<B = RequestBody> {
     body: Incoming,
-    give_back: Option<GiveBack<B>>,
+    held: Option<Held<B>>,
 }
 
 impl<B> UpstreamBody<B> {
     fn finished(&mut self) {
-        if let Some(GiveBack {
+        if let Some(Held {
             pool,
             key,
             limits,
-            sender,
-        }) = self.give_back.take()
+            connection,
+        }) = self.held.take()
         {
-            pool.put(key, limits, sender);
+            pool.put(key, limits, connection);
         }
     }
 }
@@ -352,12 +439,29 @@ impl<B> Body for UpstreamBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        let this = &mut *self;
+        // The body moves only when its connection is driven, and the
+        // connection wakes this task: the body itself needs no waker,
+        // unless the connection has ended (then hyper has the rest). A
+        // small body usually came with the head: taken without driving.
+        let polled = match this.held.as_mut() {
+            Some(held) => {
+                let quiet = &mut Context::from_waker(Waker::noop());
+                match Pin::new(&mut this.body).poll_frame(quiet) {
+                    Poll::Pending if held.connection.drive(cx) => {
+                        Pin::new(&mut this.body).poll_frame(quiet)
+                    }
+                    Poll::Pending => Pin::new(&mut this.body).poll_frame(cx),
+                    ready => ready,
+                }
+            }
+            None => Pin::new(&mut this.body).poll_frame(cx),
+        };
         match &polled {
-            Poll::Ready(None) => self.finished(),
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.finished(),
+            Poll::Ready(None) => this.finished(),
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.finished(),
             // An error: the connection is not reused.
-            Poll::Ready(Some(Err(_))) => self.give_back = None,
+            Poll::Ready(Some(Err(_))) => this.held = None,
             _ => {}
         }
         polled
@@ -375,7 +479,7 @@ impl<B> Body for UpstreamBody<B> {
 impl<B> Drop for UpstreamBody<B> {
     fn drop(&mut self) {
         // An empty body may never be polled; one abandoned midway leaves
-        // the connection unusable, and dropping its sender closes it.
+        // the connection unusable, and dropping it closes it.
         if self.body.is_end_stream() {
             self.finished();
         }
@@ -457,15 +561,13 @@ mod tests {
         response.into_body().collect().await.unwrap().to_bytes()
     }
 
-    /// Waits until the connection idle in `pool` for `server` is ready for
-    /// its next request: its task has seen its last response complete and
-    /// asks for another (hyper's `SendRequest::ready`).
-    async fn until_idle_connection_ready(pool: &Pool, server: &Target) {
-        let (mut sender, _) = pool
+    /// Makes the connection idle in `pool` for `server` ready for its
+    /// next request: taking it drives it past its last response if needed.
+    fn until_idle_connection_ready(pool: &Pool, server: &Target) {
+        let (connection, _) = pool
             .take(&server.key, Duration::MAX)
-            .expect("an idle connection");
-        sender.ready().await.expect("the connection stays open");
-        pool.put(server.key.clone(), server.connector.limits, sender);
+            .expect("an idle connection, ready");
+        pool.put(server.key.clone(), server.connector.limits, connection);
     }
 
     #[tokio::test]
@@ -626,7 +728,7 @@ mod tests {
         assert_eq!(read(response).await, "ok");
         // Idle and ready before the close, so the close meets a connection
         // that has nothing left to read of its last answer.
-        until_idle_connection_ready(&pool, &authority).await;
+        until_idle_connection_ready(&pool, &authority);
         close.send(()).unwrap();
         closed.recv().unwrap();
         let mut request = get(&authority);
@@ -666,6 +768,107 @@ mod tests {
             "{error}"
         );
         assert_eq!(answered, 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pooled_connection_the_server_closed_while_idle_is_not_written_to() {
+        let (authority, close, closed, answered) = closing_on_demand();
+        let pool = Pool::default();
+        let response = pool.send(&authority, get(&authority)).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        close.send(()).unwrap();
+        closed.recv().unwrap();
+        // The FIN is in the socket's queue; one turn of the runtime lets
+        // its I/O driver see the socket readable. Nobody polls the idle
+        // connection: taking it must notice.
+        tokio::task::yield_now().await;
+        // A POST is never sent twice: it succeeds only if it went out on a
+        // new connection at once.
+        let mut request = get(&authority);
+        *request.method_mut() = Method::POST;
+        let response = pool.send(&authority, request).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        assert_eq!(answered.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_response_body_abandoned_midway_closes_its_connection() {
+        use std::io::{Read, Write};
+        // A FAKE upstream (a real server cannot be told to stop midway):
+        // announces 10 bytes, sends 5, and holds the connection open.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello");
+                held.push(stream);
+            }
+        });
+        let server = Target::http(&authority);
+        let pool = Pool::default();
+        for round in 1..=2 {
+            let response = pool.send(&server, get(&server)).await.unwrap();
+            let mut body = response.into_body();
+            let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            assert_eq!(first, "hello");
+            drop(body);
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+            assert!(
+                pool.idle
+                    .lock()
+                    .unwrap()
+                    .by_server
+                    .get(&server.key)
+                    .is_none_or(|list| list.connections.is_empty()),
+                "a connection with half a body unread is never pooled"
+            );
+        }
+    }
+
+    #[test]
+    fn the_request_drives_its_connection_without_a_task_of_its_own() {
+        // The server runs on a thread and runtime of its own; the
+        // client's runtime counts its tasks: a send and the body's read
+        // spawn none.
+        let (started, on_started) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                started.send(server().await).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        let (server, accepted) = on_started.recv().unwrap();
+        let client = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        client.block_on(async {
+            let pool = Pool::default();
+            for _ in 0..3 {
+                let response = pool.send(&server, get(&server)).await.unwrap();
+                assert_eq!(
+                    tokio::runtime::Handle::current()
+                        .metrics()
+                        .num_alive_tasks(),
+                    0
+                );
+                assert_eq!(read(response).await, "ok");
+            }
+        });
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
