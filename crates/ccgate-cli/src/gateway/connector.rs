@@ -9,11 +9,6 @@
 //! each server. A plain `http` server's connection is a `TcpStream` as it
 //! always was; TLS is only on the `https` branch.
 //!
-//! The connection is handed to the pool as a [`Connection`]: hyper's
-//! sender and the connection's state machine, which no task of its own
-//! runs — the request that holds the connection polls it (see
-//! [`super::upstream`]).
-//!
 //! TLS: aws-lc-rs as the explicit provider; the platform's verifier
 //! (rustls-platform-verifier) with `rootCAs` added to the system's roots;
 //! SNI and the name checked from `serverName`, else the URL's host; a
@@ -21,11 +16,8 @@
 //! upstreams is not spoken yet). `insecureSkipVerify` replaces the
 //! verifier by one that accepts any certificate.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -51,56 +43,6 @@ pub(crate) enum ConnectError {
     Tls(std::io::Error),
     #[error(transparent)]
     Http(#[from] hyper::Error),
-}
-
-/// hyper's HTTP/1.1 connection state machine (reading, writing, keep-alive),
-/// whatever the stream under it; it ends when the connection closes.
-pub(crate) type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
-
-/// An open HTTP/1.1 connection to a server: requests go in through
-/// `sender`, and nothing moves unless `driver` is polled. Dropping it
-/// closes the connection.
-pub(crate) struct Connection<B> {
-    pub(crate) sender: SendRequest<B>,
-    /// `None` once the connection has ended.
-    pub(crate) driver: Option<Driver>,
-    /// The one waker the driver is ever polled with: it passes a wake-up
-    /// on to the task that holds the connection, and to no one while the
-    /// connection is idle (else the next request's hand-over would wake
-    /// the task of the one before). Being always the same, hyper and
-    /// tokio keep it registered without cloning it on every poll.
-    pub(crate) relay: Arc<Relay>,
-    pub(crate) relay_waker: Waker,
-}
-
-/// Where a connection's wake-ups go: the waker of the task holding it.
-#[derive(Debug, Default)]
-pub(crate) struct Relay {
-    pub(crate) holder: Mutex<Option<Waker>>,
-}
-
-impl Wake for Relay {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let holder = self
-            .holder
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(waker) = holder.as_ref() {
-            waker.wake_by_ref();
-        }
-    }
-}
-
-impl<B> std::fmt::Debug for Connection<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("open", &self.driver.is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 /// The pool's limits for a transport's connections.
@@ -236,9 +178,9 @@ impl Target {
         connector.target(&uri).expect("a target")
     }
 
-    /// A new connection to the server, opened within `dialTimeout` (TCP
-    /// connection and TLS handshake); whoever holds it drives it.
-    pub(crate) async fn connect<B>(&self) -> Result<Connection<B>, ConnectError>
+    /// A new connection to the server, driven by a task of its own, opened
+    /// within `dialTimeout` (TCP connection and TLS handshake).
+    pub(crate) async fn connect<B>(&self) -> Result<SendRequest<B>, ConnectError>
     where
         B: Body + Send + Unpin + 'static,
         B::Data: Send,
@@ -252,7 +194,7 @@ impl Target {
         }
     }
 
-    async fn open<B>(&self) -> Result<Connection<B>, ConnectError>
+    async fn open<B>(&self) -> Result<SendRequest<B>, ConnectError>
     where
         B: Body + Send + Unpin + 'static,
         B::Data: Send,
@@ -281,7 +223,7 @@ async fn tls_handshake<B>(
     config: &Arc<ClientConfig>,
     name: &ServerName<'static>,
     stream: TcpStream,
-) -> Result<Connection<B>, ConnectError>
+) -> Result<SendRequest<B>, ConnectError>
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -295,7 +237,7 @@ where
 }
 
 /// HTTP/1.1 over `io`, its connection driven by a task of its own.
-async fn handshake<B, T>(io: T) -> Result<Connection<B>, ConnectError>
+async fn handshake<B, T>(io: T) -> Result<SendRequest<B>, ConnectError>
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -303,13 +245,12 @@ where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, connection) = http1::handshake(io).await?;
-    let relay = Arc::new(Relay::default());
-    Ok(Connection {
-        sender,
-        driver: Some(Box::pin(connection)),
-        relay_waker: Waker::from(Arc::clone(&relay)),
-        relay,
-    })
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
 /// The rustls configuration of `transport`, built once per load.

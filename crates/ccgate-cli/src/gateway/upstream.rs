@@ -2,21 +2,7 @@
 //! connections kept per server (and scheme and servers transport: see
 //! [`Key`]) and reused, most recently used first. Opening one is the
 //! [`Target`]'s job ([`super::connector`]): TCP, or TLS over TCP; the pool
-//! holds the [`Connection`], whatever the stream under it.
-//!
-//! No task of its own runs a connection: the request that holds it polls
-//! hyper's connection state machine, first while it waits for the
-//! response head ([`UpstreamPool::send`]), then each time the caller's
-//! side asks for more of the response body ([`UpstreamBody`]). So a
-//! request wakes one task, not two, and its response needs no hand-over
-//! between tasks. The response future and body are polled with a no-op
-//! waker: they move only when the connection is polled, and the
-//! connection's own wake-ups (the socket, the caller's request body) go
-//! to the request's task. An idle connection is polled by no one: hyper
-//! reads before it writes, so a server's close that arrived while the
-//! connection was idle is seen on the first poll after a request is handed
-//! to it, and the request comes back unwritten and goes to another
-//! connection.
+//! holds hyper's `SendRequest`, whatever the stream under it.
 //!
 //! The transport's limits apply: `idleConnTimeout` (an idle connection
 //! older is closed), `maxIdleConnsPerHost` (more are closed), and
@@ -37,19 +23,19 @@
 //! more, as Go's HTTP client and nginx do; any other gets the error.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::{Future, poll_fn};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 
-use super::connector::{ConnectError, Connection, Limits};
+use super::connector::{ConnectError, Limits};
 pub(crate) use super::connector::{Key, Target};
 use super::transport::CallerBody;
 
@@ -131,79 +117,8 @@ impl<B> UpstreamPool<B> {
 
 #[derive(Debug)]
 struct Idle<B> {
-    connection: Connection<B>,
+    sender: SendRequest<B>,
     since: Instant,
-}
-
-impl<B> Connection<B> {
-    /// Lets hyper's state machine work (read, write, keep-alive), its
-    /// wake-ups going to `cx`'s task; forgets it once it has ended.
-    /// Whether it is still open.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        self.hold(Some(cx.waker()));
-        self.poll_driver()
-    }
-
-    /// Sends the connection's wake-ups to `waker`, or to no one.
-    fn hold(&self, waker: Option<&Waker>) {
-        let mut holder = self
-            .relay
-            .holder
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match (holder.as_ref(), waker) {
-            (Some(held), Some(waker)) if held.will_wake(waker) => {}
-            _ => *holder = waker.cloned(),
-        }
-    }
-
-    fn poll_driver(&mut self) -> bool {
-        if let Some(driver) = &mut self.driver
-            && let Poll::Ready(ended) = driver
-                .as_mut()
-                .poll(&mut Context::from_waker(&self.relay_waker))
-        {
-            if let Err(error) = ended {
-                tracing::debug!(%error, "upstream connection ended with an error");
-            }
-            self.driver = None;
-        }
-        self.driver.is_some()
-    }
-
-    /// Drives the connection once without a waker (nobody waits on an idle
-    /// connection): what arrived while it was idle — the server's close,
-    /// the end of the last exchange — is taken in. Whether it can carry a
-    /// request now.
-    fn settle(&mut self) -> bool {
-        self.hold(None);
-        self.poll_driver() && self.sender.is_ready()
-    }
-
-    /// Whether it can carry a request: usually it asked for the next one
-    /// as it finished the last (no poll needed); else it is settled.
-    fn ready(&mut self) -> bool {
-        self.driver.is_some() && (self.sender.is_ready() || self.settle())
-    }
-
-    /// Drives the connection with `cx` until `exchange` (which only this
-    /// connection moves) is done.
-    async fn until<F: Future>(&mut self, exchange: F) -> F::Output {
-        let mut exchange = pin!(exchange);
-        poll_fn(|cx| {
-            let open = self.drive(cx);
-            if open {
-                exchange
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()))
-            } else {
-                // Ended: hyper has answered the exchange (with an error if
-                // nothing else), and nothing will wake us for it again.
-                exchange.as_mut().poll(cx)
-            }
-        })
-        .await
-    }
 }
 
 impl<B> UpstreamPool<B>
@@ -228,38 +143,42 @@ where
         let limits = server.connector.limits;
         let mut replayed = false;
         loop {
-            // A pooled connection is ready when taken; a new one takes its
-            // first request before it is (hyper buffers one).
-            let (mut connection, idle_for) = match self.take(&server.key, limits.idle_timeout) {
-                Some((connection, idle_for)) => (connection, Some(idle_for)),
+            let (mut sender, idle_for) = match self.take(&server.key, limits.idle_timeout) {
+                Some((sender, idle_for)) => (sender, Some(idle_for)),
                 None => (server.connect().await?, None),
             };
             let reused = idle_for.is_some();
+            if let Err(error) = sender.ready().await {
+                if reused {
+                    continue;
+                }
+                return Err(error.into());
+            }
             let replay = match idle_for {
                 Some(idle) if idle >= self.replayable_after_idle && !replayed => {
                     replayable_head(&request)
                 }
                 _ => None,
             };
-            let sent = connection.sender.try_send_request(request);
+            let sent = sender.try_send_request(request);
             let answered = match server.connector.response_header_timeout {
-                // Returning drops the connection with the exchange.
-                Some(limit) => tokio::time::timeout(limit, connection.until(sent))
+                // Dropping the exchange drops the connection with it.
+                Some(limit) => tokio::time::timeout(limit, sent)
                     .await
                     .map_err(|_| UpstreamError::ResponseTimeout(limit))?,
-                None => connection.until(sent).await,
+                None => sent.await,
             };
             match answered {
                 Ok(response) => {
-                    let held = Held {
+                    let give_back = GiveBack {
                         pool: Arc::clone(self),
                         key: server.key.clone(),
                         limits,
-                        connection,
+                        sender,
                     };
                     return Ok(response.map(|body| UpstreamBody {
                         body,
-                        held: Some(held),
+                        give_back: Some(give_back),
                     }));
                 }
                 Err(mut error) => match error.take_message() {
@@ -281,29 +200,27 @@ where
 }
 
 impl<B> UpstreamPool<B> {
-    /// An idle connection to `server` younger than `idle_timeout` that can
-    /// carry a request, and how long it was idle.
-    fn take(&self, server: &Key, idle_timeout: Duration) -> Option<(Connection<B>, Duration)> {
+    /// An idle connection to `server` younger than `idle_timeout`, and
+    /// how long it was idle.
+    fn take(&self, server: &Key, idle_timeout: Duration) -> Option<(SendRequest<B>, Duration)> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let list = &mut idle.by_server.get_mut(server)?.connections;
-        while let Some(mut entry) = list.pop_back() {
+        while let Some(entry) = list.pop_back() {
             let idle_for = entry.since.elapsed();
-            if idle_for < idle_timeout && entry.connection.ready() {
-                return Some((entry.connection, idle_for));
+            if !entry.sender.is_closed() && idle_for < idle_timeout {
+                return Some((entry.sender, idle_for));
             }
         }
         None
     }
 
-    fn put(&self, server: Key, limits: Limits, connection: Connection<B>) {
-        if connection.driver.is_none() {
+    fn put(&self, server: Key, limits: Limits, sender: SendRequest<B>) {
+        if sender.is_closed() {
             return;
         }
-        // Idle: its wake-ups concern no task.
-        connection.hold(None);
         let mut idle = self
             .idle
             .lock()
@@ -312,8 +229,8 @@ impl<B> UpstreamPool<B> {
         if now.duration_since(idle.swept) >= self.sweep_interval {
             idle.by_server.retain(|_, list| {
                 let timeout = list.idle_timeout;
-                list.connections.retain_mut(|entry| {
-                    now.duration_since(entry.since) < timeout && entry.connection.settle()
+                list.connections.retain(|entry| {
+                    !entry.sender.is_closed() && now.duration_since(entry.since) < timeout
                 });
                 !list.connections.is_empty()
             });
@@ -332,10 +249,7 @@ impl<B> UpstreamPool<B> {
             list.pop_front();
         }
         if list.len() < limits.max_idle {
-            list.push_back(Idle {
-                connection,
-                since: now,
-            });
+            list.push_back(Idle { sender, since: now });
         }
     }
 }
@@ -399,34 +313,33 @@ impl Body for RequestBody {
     }
 }
 
-/// The connection a response came on, held by its body, which drives it
-/// and returns it to its pool.
+/// Returns a connection to its pool.
 #[derive(Debug)]
-struct Held<B> {
+struct GiveBack<B> {
     pool: Arc<UpstreamPool<B>>,
     key: Key,
     limits: Limits,
-    connection: Connection<B>,
+    sender: SendRequest<B>,
 }
 
-/// An upstream response's body; it drives its connection as it is read,
-/// and once read to the end the connection goes back to the pool.
+/// An upstream response's body; once read to the end, its connection goes
+/// back to the pool.
 #[derive(Debug)]
 pub(crate) struct UpstreamBody<B = RequestBody> {
     body: Incoming,
-    held: Option<Held<B>>,
+    give_back: Option<GiveBack<B>>,
 }
 
 impl<B> UpstreamBody<B> {
     fn finished(&mut self) {
-        if let Some(Held {
+        if let Some(GiveBack {
             pool,
             key,
             limits,
-            connection,
-        }) = self.held.take()
+            sender,
+        }) = self.give_back.take()
         {
-            pool.put(key, limits, connection);
+            pool.put(key, limits, sender);
         }
     }
 }
@@ -439,29 +352,12 @@ impl<B> Body for UpstreamBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = &mut *self;
-        // The body moves only when its connection is driven, and the
-        // connection wakes this task: the body itself needs no waker,
-        // unless the connection has ended (then hyper has the rest). A
-        // small body usually came with the head: taken without driving.
-        let polled = match this.held.as_mut() {
-            Some(held) => {
-                let quiet = &mut Context::from_waker(Waker::noop());
-                match Pin::new(&mut this.body).poll_frame(quiet) {
-                    Poll::Pending if held.connection.drive(cx) => {
-                        Pin::new(&mut this.body).poll_frame(quiet)
-                    }
-                    Poll::Pending => Pin::new(&mut this.body).poll_frame(cx),
-                    ready => ready,
-                }
-            }
-            None => Pin::new(&mut this.body).poll_frame(cx),
-        };
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => this.finished(),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.finished(),
+            Poll::Ready(None) => self.finished(),
+            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.finished(),
             // An error: the connection is not reused.
-            Poll::Ready(Some(Err(_))) => this.held = None,
+            Poll::Ready(Some(Err(_))) => self.give_back = None,
             _ => {}
         }
         polled
@@ -479,7 +375,7 @@ impl<B> Body for UpstreamBody<B> {
 impl<B> Drop for UpstreamBody<B> {
     fn drop(&mut self) {
         // An empty body may never be polled; one abandoned midway leaves
-        // the connection unusable, and dropping it closes it.
+        // the connection unusable, and dropping its sender closes it.
         if self.body.is_end_stream() {
             self.finished();
         }
@@ -561,13 +457,15 @@ mod tests {
         response.into_body().collect().await.unwrap().to_bytes()
     }
 
-    /// Makes the connection idle in `pool` for `server` ready for its
-    /// next request: taking it drives it past its last response if needed.
-    fn until_idle_connection_ready(pool: &Pool, server: &Target) {
-        let (connection, _) = pool
+    /// Waits until the connection idle in `pool` for `server` is ready for
+    /// its next request: its task has seen its last response complete and
+    /// asks for another (hyper's `SendRequest::ready`).
+    async fn until_idle_connection_ready(pool: &Pool, server: &Target) {
+        let (mut sender, _) = pool
             .take(&server.key, Duration::MAX)
-            .expect("an idle connection, ready");
-        pool.put(server.key.clone(), server.connector.limits, connection);
+            .expect("an idle connection");
+        sender.ready().await.expect("the connection stays open");
+        pool.put(server.key.clone(), server.connector.limits, sender);
     }
 
     #[tokio::test]
@@ -728,7 +626,7 @@ mod tests {
         assert_eq!(read(response).await, "ok");
         // Idle and ready before the close, so the close meets a connection
         // that has nothing left to read of its last answer.
-        until_idle_connection_ready(&pool, &authority);
+        until_idle_connection_ready(&pool, &authority).await;
         close.send(()).unwrap();
         closed.recv().unwrap();
         let mut request = get(&authority);
@@ -779,8 +677,8 @@ mod tests {
         close.send(()).unwrap();
         closed.recv().unwrap();
         // The FIN is in the socket's queue; one turn of the runtime lets
-        // its I/O driver see the socket readable. Nobody polls the idle
-        // connection: taking it must notice.
+        // its I/O driver see the socket readable and the connection's task
+        // end: taking a connection must skip it.
         tokio::task::yield_now().await;
         // A POST is never sent twice: it succeeds only if it went out on a
         // new connection at once.
@@ -832,43 +730,6 @@ mod tests {
                 "a connection with half a body unread is never pooled"
             );
         }
-    }
-
-    #[test]
-    fn the_request_drives_its_connection_without_a_task_of_its_own() {
-        // The server runs on a thread and runtime of its own; the
-        // client's runtime counts its tasks: a send and the body's read
-        // spawn none.
-        let (started, on_started) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                started.send(server().await).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        let (server, accepted) = on_started.recv().unwrap();
-        let client = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        client.block_on(async {
-            let pool = Pool::default();
-            for _ in 0..3 {
-                let response = pool.send(&server, get(&server)).await.unwrap();
-                assert_eq!(
-                    tokio::runtime::Handle::current()
-                        .metrics()
-                        .num_alive_tasks(),
-                    0
-                );
-                assert_eq!(read(response).await, "ok");
-            }
-        });
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
