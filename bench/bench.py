@@ -57,6 +57,7 @@ SCENARIOS = [
     ("a", "the upstream directly (nginx `return 200`): the ceiling"),
     ("b", "nginx `proxy_pass` to the upstream, upstream keep-alive"),
     ("b2", "Traefik proxying to the upstream"),
+    ("b3", "HAProxy proxying to the upstream (`nbthread 1`, `http-reuse always`)"),
     ("c", "ccgate, a route without middleware"),
     ("d", "ccgate + oAuthClientCredentials, memory store, warm, 1 client"),
     ("e", "the same, {many} distinct clients, warm"),
@@ -65,6 +66,8 @@ SCENARIOS = [
     ("g2", "Traefik `forwardAuth` → ccgate `forward-auth@internal`, then the upstream"),
     ("j", "abuse mix: d's load while {idle:,} idle connections and {slow} slow-header clients are held open "
           "against the same entry point"),
+    ("l0", "nginx `proxy_pass https://` to the upstream's TLS port, keep-alive, sessions reused"),
+    ("l", "ccgate, a route without middleware, to the same TLS port (`https` server, `rootCAs`)"),
 ]
 
 # The gRPC scenarios: grpc-load (testing/grpc-peer) against the gRPC echo
@@ -119,6 +122,7 @@ def machine():
         "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
         "versions": {
             "nginx": command_output([servers.nginx_binary(), "-v"]).replace("nginx version: ", ""),
+            "haproxy": command_output([servers.haproxy_binary(), "-v"]).splitlines()[0].split(" - ")[0],
             "wrk": command_output(["wrk", "-v"]).split(" [")[0],
             "traefik": next((l.split()[-1] for l in command_output([servers.traefik_binary(), "version"]).splitlines()
                              if l.startswith("Version")), "?"),
@@ -201,36 +205,51 @@ class Run:
         self.idp, self.issuer, self.token_endpoint = servers.start_idp(self.procs, self.load_core, bench_clients)
 
         self.upstream_port = servers.free_port()
+        upstream_tls_port = servers.free_port()
+        ca = servers.make_tls(self.workdir)
         up = servers.start_nginx(self.procs, srv, "nginx-upstream", "nginx-upstream.conf.in",
-                                 {"PORT": self.upstream_port})
+                                 {"PORT": self.upstream_port, "TLS_PORT": upstream_tls_port})
         self.procs.wait_port("nginx-upstream", up, self.upstream_port)
+        self.procs.wait_port("nginx-upstream", up, upstream_tls_port)
         self.ports["a"] = self.upstream_port
 
-        common = {"UPSTREAM_PORT": self.upstream_port, "TOKEN_ENDPOINT": self.token_endpoint}
+        common = {"UPSTREAM_PORT": self.upstream_port, "TOKEN_ENDPOINT": self.token_endpoint,
+                  "UPSTREAM_TLS_PORT": upstream_tls_port, "CA_FILE": ca}
         self.common = common
         cc = {"PLAIN_PORT": servers.free_port(), "ONE_PORT": servers.free_port(),
-              "MANY_PORT": servers.free_port(), "FORWARD_AUTH_PORT": servers.free_port()}
+              "MANY_PORT": servers.free_port(), "FORWARD_AUTH_PORT": servers.free_port(),
+              "TLS_ROUTE_PORT": servers.free_port()}
         try:
             proc = servers.start_ccgate(self.procs, srv, self.args.ccgate, "ccgate", "ccgate.yaml.in",
                                         {**common, **cc})
-            for key in ("PLAIN_PORT", "ONE_PORT", "MANY_PORT", "FORWARD_AUTH_PORT"):
+            for key in ("PLAIN_PORT", "ONE_PORT", "MANY_PORT", "FORWARD_AUTH_PORT", "TLS_ROUTE_PORT"):
                 self.procs.wait_port("ccgate", proc, cc[key])
             self.ccgate = proc
-            self.server_pids.update(c=[proc.pid], d=[proc.pid])
-            self.ports.update(c=cc["PLAIN_PORT"], d=cc["ONE_PORT"], e=cc["MANY_PORT"], j=cc["ONE_PORT"])
+            self.server_pids.update(c=[proc.pid], d=[proc.pid], l=[proc.pid])
+            self.ports.update(c=cc["PLAIN_PORT"], d=cc["ONE_PORT"], e=cc["MANY_PORT"], j=cc["ONE_PORT"],
+                              l=cc["TLS_ROUTE_PORT"])
         except StartError as e:
-            self.fail(["c", "d", "e", "g", "g2", "j"], str(e))
+            self.fail(["c", "d", "e", "g", "g2", "j", "l"], str(e))
 
         ng = {"PROXY_PORT": servers.free_port(), "AUTH_PORT": servers.free_port(),
-              "FORWARD_AUTH_PORT": cc["FORWARD_AUTH_PORT"]}
+              "TLS_PROXY_PORT": servers.free_port(), "FORWARD_AUTH_PORT": cc["FORWARD_AUTH_PORT"]}
         try:
             proc = servers.start_nginx(self.procs, srv, "nginx-proxy", "nginx-proxy.conf.in", {**common, **ng})
-            self.procs.wait_port("nginx-proxy", proc, ng["PROXY_PORT"])
-            self.procs.wait_port("nginx-proxy", proc, ng["AUTH_PORT"])
-            self.ports.update(b=ng["PROXY_PORT"], g=ng["AUTH_PORT"])
+            for key in ("PROXY_PORT", "AUTH_PORT", "TLS_PROXY_PORT"):
+                self.procs.wait_port("nginx-proxy", proc, ng[key])
+            self.ports.update(b=ng["PROXY_PORT"], g=ng["AUTH_PORT"], l0=ng["TLS_PROXY_PORT"])
             self.server_pids["b"] = [proc.pid]  # the master; its worker is found later
         except StartError as e:
-            self.fail(["b", "g"], str(e))
+            self.fail(["b", "g", "l0"], str(e))
+
+        ha = {"PROXY_PORT": servers.free_port()}
+        try:
+            proc = servers.start_haproxy(self.procs, srv, {**common, **ha})
+            self.procs.wait_port("haproxy", proc, ha["PROXY_PORT"])
+            self.ports["b3"] = ha["PROXY_PORT"]
+            self.server_pids["b3"] = [proc.pid]
+        except StartError as e:
+            self.fail(["b3"], str(e))
 
         tr = {"PROXY_PORT": servers.free_port(), "AUTH_PORT": servers.free_port(),
               "FORWARD_AUTH_PORT": cc["FORWARD_AUTH_PORT"]}
@@ -356,7 +375,7 @@ class Run:
         c and d."""
         jwt = load.write_headers(self.workdir / "headers-jwt.txt", ["Bearer " + load.token(
             self.token_endpoint, "basic-client", "basic-secret", "https://api.example.com")])
-        plan = [(s, s, self.headers["one"]) for s in ("b", "b2", "c")] + [("c+jwt", "c", jwt), ("d", "d", self.headers["one"])]
+        plan = [(s, s, self.headers["one"]) for s in ("b", "b2", "b3", "c")] + [("c+jwt", "c", jwt), ("d", "d", self.headers["one"])]
         plan = [x for x in plan if x[1] in self.runnable() and x[1] in self.server_pids]
         runs = {}
         for _ in range(3):
@@ -398,10 +417,10 @@ class Run:
         self.extra["perf"] = out
 
     def count_instructions(self):
-        """--instructions: user-space instructions per request of b, c and
-        d under callgrind (bench/instructions.py)."""
+        """--instructions: user-space instructions per request of b, b3, c
+        and d under callgrind (bench/instructions.py)."""
         few, many = (5, 25) if self.args.smoke else (300, 2300)
-        log(f"instructions: b, c and d under callgrind, {few} then {many} requests each")
+        log(f"instructions: b, b3, c and d under callgrind, {few} then {many} requests each")
         try:
             self.extra["instructions"] = {
                 "few": few, "many": many,
@@ -719,7 +738,7 @@ def main():
     ap.add_argument("--workdir", type=Path, help="configurations, logs and raw results (default: target/bench/…)")
     ap.add_argument("--perf", action="store_true", help="also record CPU profiles of ccgate during c and d")
     ap.add_argument("--instructions", action="store_true",
-                    help="also count user-space instructions per request of b, c and d (callgrind)")
+                    help="also count user-space instructions per request of b, b3, c and d (callgrind)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     ap.add_argument("--command", default="bench/run", help="the command to show in the report")
     ap.add_argument("--only", type=lambda v: set(v.split(",")), metavar="a,b,…",

@@ -12,11 +12,13 @@ GOALS = [
     ("d/c", "d", "c", 0.95, "the middleware on a warm cache keeps ≥ 0.95 of the route without it"),
     ("c/b", "c", "b", 1.0, "ccgate without middleware matches or beats nginx `proxy_pass`"),
     ("c/b2", "c", "b2", 1.0, "… and Traefik"),
+    ("c/b3", "c", "b3", 1.0, "… and HAProxy"),
     ("d/b2", "d", "b2", 1.0, "with the middleware, still beats Traefik without any"),
     ("e/d", "e", "d", 0.9, "many callers keep ≥ 0.9 of one caller"),
     ("f/d", "f", "d", 0.9, "the Redis store keeps ≥ 0.9 of the memory store"),
     ("j/d", "j", "d", 0.9, "under the abuse mix (SPEC §10), good traffic keeps ≥ 0.9 of d, every request answered"),
     ("k/k0", "k", "k0", 1.0, "gRPC unary through ccgate with the middleware matches or beats nginx `grpc_pass` without any"),
+    ("l/l0", "l", "l0", 1.0, "to an HTTPS upstream, ccgate matches or beats nginx `proxy_pass https://`"),
 ]
 
 
@@ -90,7 +92,7 @@ def markdown(data):
                f"{' '.join(m['loadavg_after'])} after it (the run's own load counts in the second).")
     out.append("")
     v = m["versions"]
-    out.append(f"Versions: {v['nginx']}, Traefik {v['traefik']}, {v['wrk']}, Node.js {v['node']}"
+    out.append(f"Versions: {v['nginx']}, {v.get('haproxy', 'HAProxy ?')}, Traefik {v['traefik']}, {v['wrk']}, Node.js {v['node']}"
                f" (test authorization server), {v['redis']}.")
     out.append("")
     pin = data["pinned"]
@@ -180,7 +182,7 @@ def markdown(data):
         out.append("")
         out.append("| scenario | instructions per request | relative to b |")
         out.append("|---|---:|---:|")
-        for s in ("b", "c", "d"):
+        for s in ("b", "b3", "c", "d"):
             if s in per:
                 out.append(f"| {s} | {per[s]['instructions']:,} | {per[s]['instructions'] / per['b']['instructions']:.2f} |")
         out.append("")

@@ -141,6 +141,47 @@ def nginx_binary():
     return "nginx"
 
 
+def haproxy_binary():
+    for candidate in ("/usr/sbin/haproxy", "/usr/bin/haproxy"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return "haproxy"
+
+
+def start_haproxy(procs, core, values):
+    """HAProxy in the foreground (`-db`), one thread (scenario b3)."""
+    conf = render("haproxy.cfg.in", procs.workdir, "haproxy.cfg", {"DIR": procs.workdir, **values})
+    return procs.start("haproxy", [haproxy_binary(), "-db", "-f", str(conf)], core)
+
+
+def make_tls(workdir):
+    """A CA and a certificate for 127.0.0.1 and `localhost` signed by it,
+    for the upstream's TLS port (scenarios l0 and l), in WORKDIR/tls.
+    Returns the CA certificate's path. Needs openssl."""
+    tls = Path(workdir) / "tls"
+    tls.mkdir(exist_ok=True)
+    ca, ca_key = tls / "ca.pem", tls / "ca-key.pem"
+    leaf, leaf_key, csr, ext = tls / "upstream.pem", tls / "upstream-key.pem", tls / "upstream.csr", tls / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+         "-subj", "/CN=ccgate bench CA"],
+        ["openssl", "req", "-new", *ec, "-keyout", str(leaf_key), "-out", str(csr), "-subj", "/CN=localhost"],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+         "-out", str(leaf), "-days", "2", "-extfile", str(ext)],
+    ]
+    for argv in steps:
+        try:
+            run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except OSError as e:
+            raise StartError(f"cannot run openssl (Debian: apt-get install openssl): {e}")
+        if run.returncode != 0:
+            raise StartError(f"{' '.join(argv[:3])} failed: {run.stderr.strip()}")
+    return ca
+
+
 def traefik_binary():
     return str(ROOT / "testing" / "traefik" / ".venv" / "bin" / "traefik")
 

@@ -796,6 +796,70 @@ mod tests {
         assert_eq!(answered, 1);
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pooled_connection_the_server_closed_while_idle_is_not_written_to() {
+        let (authority, close, closed, answered) = closing_on_demand();
+        let pool = Pool::default();
+        let response = pool.send(&authority, get(&authority)).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        close.send(()).unwrap();
+        closed.recv().unwrap();
+        // The FIN is in the socket's queue; one turn of the runtime lets
+        // its I/O driver see the socket readable and the connection's task
+        // end: taking a connection must skip it.
+        tokio::task::yield_now().await;
+        // A POST is never sent twice: it succeeds only if it went out on a
+        // new connection at once.
+        let mut request = get(&authority);
+        *request.method_mut() = Method::POST;
+        let response = pool.send(&authority, request).await.unwrap();
+        assert_eq!(read(response).await, "ok");
+        assert_eq!(answered.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_response_body_abandoned_midway_closes_its_connection() {
+        use std::io::{Read, Write};
+        // A FAKE upstream (a real server cannot be told to stop midway):
+        // announces 10 bytes, sends 5, and holds the connection open.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello");
+                held.push(stream);
+            }
+        });
+        let server = Target::http(&authority);
+        let pool = Pool::default();
+        for round in 1..=2 {
+            let response = pool.send(&server, get(&server)).await.unwrap();
+            let mut body = response.into_body();
+            let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            assert_eq!(first, "hello");
+            drop(body);
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+            assert!(
+                pool.idle
+                    .lock()
+                    .unwrap()
+                    .by_server
+                    .get(&server.key)
+                    .is_none_or(|list| list.connections.is_empty()),
+                "a connection with half a body unread is never pooled"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn idle_connections_past_max_idle_conns_per_host_are_closed() {
         let (server, accepted) = server().await;
