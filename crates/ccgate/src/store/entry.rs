@@ -251,7 +251,9 @@ impl Entry {
         std::str::from_utf8(&self.authorization.as_bytes()[7..]).unwrap_or_default()
     }
 
-    /// The introspection response the token's claims come from, if any.
+    /// The introspection response the token's claims come from, if any
+    /// (kept with the token in the Redis record).
+    #[cfg(feature = "redis")]
     #[must_use]
     pub(crate) fn introspected(&self) -> Option<&Arc<Value>> {
         self.introspected.as_ref()
