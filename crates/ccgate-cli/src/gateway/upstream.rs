@@ -74,6 +74,14 @@ pub(crate) struct SendError<B> {
 }
 
 impl<B> SendError<B> {
+    /// Nothing of `request` was written: it can go to another server.
+    fn unsent(error: impl Into<UpstreamError>, request: Request<B>) -> Self {
+        Self {
+            error: error.into(),
+            unsent: Some(request),
+        }
+    }
+
     fn written(error: impl Into<UpstreamError>) -> Self {
         Self {
             error: error.into(),
@@ -203,10 +211,7 @@ where
                         )));
                     }
                     Err(error) => {
-                        return Err(SendError {
-                            error: error.into(),
-                            unsent: Some(request),
-                        });
+                        return Err(SendError::unsent(error, request));
                     }
                 }
             }
@@ -232,10 +237,7 @@ where
                             .map_err(SendError::written);
                     }
                     Err(error) => {
-                        return Err(SendError {
-                            error: error.into(),
-                            unsent: Some(request),
-                        });
+                        return Err(SendError::unsent(error, request));
                     }
                 },
             };
@@ -245,10 +247,7 @@ where
                     continue;
                 }
                 // A new connection that is not ready: nothing was written.
-                return Err(SendError {
-                    error: error.into(),
-                    unsent: Some(request),
-                });
+                return Err(SendError::unsent(error, request));
             }
             let replay = match idle_for {
                 Some(idle) if idle >= self.replayable_after_idle && !replayed => {
