@@ -36,6 +36,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::h1_client::{Connection, Stream};
 use crate::config::ServersTransport;
 
 /// Why a connection could not be opened: the caller gets 502.
@@ -215,6 +216,15 @@ pub(crate) enum Opened<B> {
     Http2(http2::SendRequest<B>),
 }
 
+/// A new connection for requests without a body: HTTP/1.1 driven by the
+/// request that holds it ([`super::h1_client`]), or HTTP/2 when an
+/// `https` server picked `h2` in ALPN.
+#[derive(Debug)]
+pub(crate) enum Direct<B> {
+    Http1(Connection),
+    Http2(http2::SendRequest<B>),
+}
+
 /// One server of a service as the pool reaches it, built at load.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -301,6 +311,36 @@ impl Target {
         }
     }
 
+    /// A new connection for requests without a body ([`Direct`]), within
+    /// `dialTimeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::connect`]; an `h2c` server is a protocol error (the pool
+    /// sends to those over HTTP/2).
+    pub(crate) async fn connect_direct<B>(&self) -> Result<Direct<B>, ConnectError>
+    where
+        B: Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let open = async {
+            let stream = self.dial().await?;
+            match (&self.server_name, &self.connector.tls) {
+                // Boxed: the TLS handshake's state is large (see `open`).
+                (Some(name), Some(tls)) => Box::pin(direct_tls(tls, name, stream)).await,
+                _ if self.key.scheme == Scheme::H2c => Err(ConnectError::Http1Only),
+                _ => Ok(Direct::Http1(Connection::new(Stream::Tcp(stream)))),
+            }
+        };
+        match self.connector.dial_timeout {
+            Some(limit) => tokio::time::timeout(limit, open)
+                .await
+                .map_err(|_| ConnectError::Timeout(limit))?,
+            None => open.await,
+        }
+    }
+
     /// The TCP connection to the server.
     async fn dial(&self) -> Result<TcpStream, ConnectError> {
         let server = &self.key.authority;
@@ -331,9 +371,9 @@ impl Target {
             // included (hyper moves it once per request).
             (Some(name), Some(tls)) => Box::pin(tls_handshake(tls, name, stream)).await,
             // Boxed for the same reason: HTTP/2's handshake is large too.
-            _ if self.key.scheme == Scheme::H2c => {
-                Box::pin(handshake_h2(TokioIo::new(stream))).await
-            }
+            _ if self.key.scheme == Scheme::H2c => Box::pin(handshake_h2(TokioIo::new(stream)))
+                .await
+                .map(Opened::Http2),
             _ => handshake(TokioIo::new(stream)).await.map(Opened::Http1),
         }
     }
@@ -356,14 +396,38 @@ where
         .await
         .map_err(ConnectError::Tls)?;
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        return handshake_h2(TokioIo::new(stream)).await;
+        return handshake_h2(TokioIo::new(stream)).await.map(Opened::Http2);
     }
     handshake(TokioIo::new(stream)).await.map(Opened::Http1)
 }
 
+/// TLS over `stream` for `name`, then HTTP/2 if the server picked `h2`,
+/// else a [`Connection`] of [`super::h1_client`].
+async fn direct_tls<B>(
+    config: &Arc<ClientConfig>,
+    name: &ServerName<'static>,
+    stream: TcpStream,
+) -> Result<Direct<B>, ConnectError>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TlsConnector::from(Arc::clone(config))
+        .connect(name.clone(), stream)
+        .await
+        .map_err(ConnectError::Tls)?;
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        return handshake_h2(TokioIo::new(stream)).await.map(Direct::Http2);
+    }
+    Ok(Direct::Http1(Connection::new(Stream::Tls(Box::new(
+        stream,
+    )))))
+}
+
 /// HTTP/2 over `io` (RFC 9113 §3.4: preface, then settings), its
 /// connection driven by a task of its own.
-async fn handshake_h2<B, T>(io: T) -> Result<Opened<B>, ConnectError>
+async fn handshake_h2<B, T>(io: T) -> Result<http2::SendRequest<B>, ConnectError>
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -376,7 +440,7 @@ where
             tracing::debug!(%error, "upstream HTTP/2 connection ended with an error");
         }
     });
-    Ok(Opened::Http2(sender))
+    Ok(sender)
 }
 
 /// HTTP/1.1 over `io`, its connection driven by a task of its own. It

@@ -15,6 +15,7 @@
 mod access_log;
 mod connector;
 mod error;
+mod h1_client;
 mod h2_pool;
 mod handler;
 mod health;
