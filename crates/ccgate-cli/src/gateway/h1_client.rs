@@ -163,14 +163,17 @@ impl Connection {
         loop {
             if let Some(head) = parse_head(&mut self.read)? {
                 // Interim answers (100 Continue, 103 Early Hints) go; a
-                // 101 here was never asked for.
-                if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                    return Err(H1Error::Malformed("101 to a request without Upgrade"));
-                }
-                if head.status.is_informational() {
+                // 101 goes up, never reused, to be refused where every
+                // upgrade is judged (`websocket::refuse_unasked`).
+                let switching = head.status == StatusCode::SWITCHING_PROTOCOLS;
+                if head.status.is_informational() && !switching {
                     continue;
                 }
-                let (framing, reusable) = framing(&head, head_only);
+                let (framing, reusable) = if switching {
+                    (Framing::Done, false)
+                } else {
+                    framing(&head, head_only)
+                };
                 let mut response = Response::new(Body {
                     connection: Some(self),
                     framing,

@@ -973,6 +973,115 @@ mod tests {
         }
     }
 
+    /// A FAKE upstream (a real server does not send broken answers on
+    /// demand): answers every request of each connection with `answer`;
+    /// counts the connections it accepts.
+    fn answering(answer: &'static [u8]) -> (Target, Arc<AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            while let Ok((mut stream, _)) = listener.accept() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    loop {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if stream.read(&mut byte).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        if stream.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (Target::http(&authority), accepted)
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_server_sent_more_than_its_answer_is_not_reused() {
+        let (server, accepted) = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA");
+        let pool = Pool::default();
+        for round in 1..=2 {
+            let response = pool.send(&server, get(&server)).await.unwrap();
+            assert_eq!(read(response).await, "ok");
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_both_framings_is_read_chunked_and_its_connection_closed() {
+        let (server, accepted) = answering(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        );
+        let pool = Pool::default();
+        for round in 1..=2 {
+            let response = pool.send(&server, get(&server)).await.unwrap();
+            assert_eq!(read(response).await, "hello");
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_with_interim_answers_before_it_is_read_and_reused() {
+        let (server, accepted) = answering(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Fine\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        );
+        let pool = Pool::default();
+        for _ in 0..3 {
+            let response = pool.send(&server, get(&server)).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let reason = response.extensions().get::<hyper::ext::ReasonPhrase>();
+            assert_eq!(
+                reason.map(hyper::ext::ReasonPhrase::as_bytes),
+                Some(&b"Fine"[..])
+            );
+            assert_eq!(read(response).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn broken_answers_are_errors() {
+        for answer in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"[..],
+            b"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\nContent-Length: 2\r\n\r\nok",
+            b"NOT HTTP\r\n\r\n",
+        ] {
+            let (server, _) = answering(answer);
+            let error = Pool::default()
+                .send(&server, get(&server))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, UpstreamError::H1(H1Error::Malformed(_))),
+                "{}: {error}",
+                String::from_utf8_lossy(answer)
+            );
+        }
+        // A body cut short is an error of the body, and never pooled.
+        let (server, _) =
+            answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXY");
+        let pool = Pool::default();
+        let response = pool.send(&server, get(&server)).await.unwrap();
+        assert!(response.into_body().collect().await.is_err());
+        assert!(
+            pool.idle
+                .lock()
+                .unwrap()
+                .by_server
+                .get(&server.key)
+                .is_none_or(|list| list.direct.is_empty())
+        );
+    }
+
     #[tokio::test]
     async fn idle_connections_past_max_idle_conns_per_host_are_closed() {
         let (server, accepted) = server().await;

@@ -12,6 +12,7 @@ mod gateway_auth;
 mod gateway_grpc;
 mod gateway_h2;
 mod gateway_health;
+mod gateway_http1;
 mod gateway_limits;
 mod gateway_ops;
 mod gateway_routing;
