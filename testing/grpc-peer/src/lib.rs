@@ -91,15 +91,37 @@ type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub async fn serve(listener: TcpListener) {
     while let Ok((stream, _)) = listener.accept().await {
         let _ = stream.set_nodelay(true);
-        tokio::spawn(
-            hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(
-                TokioIo::new(stream),
-                hyper::service::service_fn(|request: http::Request<Incoming>| async move {
-                    Ok::<_, Infallible>(route(request).await)
-                }),
-            ),
-        );
+        tokio::spawn(serve_connection(stream));
     }
+}
+
+/// The same over TLS with `config` (its certificate; ALPN `h2` is set
+/// here), as a gRPC server on `https` is reached.
+pub async fn serve_tls(listener: TcpListener, mut config: tokio_rustls::rustls::ServerConfig) {
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    while let Ok((stream, _)) = listener.accept().await {
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            if let Ok(stream) = acceptor.accept(stream).await {
+                serve_connection(stream).await;
+            }
+        });
+    }
+}
+
+async fn serve_connection<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(
+            TokioIo::new(stream),
+            hyper::service::service_fn(|request: http::Request<Incoming>| async move {
+                Ok::<_, Infallible>(route(request).await)
+            }),
+        )
+        .await;
 }
 
 async fn route(request: http::Request<Incoming>) -> http::Response<tonic::body::Body> {

@@ -10,6 +10,7 @@ use tonic::Code;
 
 use crate::support::gateway::{Ccgate, TempDir};
 use crate::support::idp::Idp;
+use crate::support::tls::Pki;
 use crate::support::{basic, free_port};
 
 /// Application-level credentials, and a claims rule `basic-client` passes
@@ -172,4 +173,111 @@ async fn a_call_to_an_unreachable_server_is_unavailable() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+}
+
+/// The echo server over TLS, with `pki`'s server certificate (for
+/// 127.0.0.1 and localhost); its address.
+async fn serve_tls(pki: &Pki) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(pki.server_cert_file())
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki.server_key_file()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    (
+        address,
+        tokio::spawn(grpc_peer::serve_tls(listener, config)),
+    )
+}
+
+#[tokio::test]
+async fn calls_reach_a_grpc_server_over_tls_that_picks_h2() {
+    let pki = Pki::new();
+    let (echo, _server) = serve_tls(&pki).await;
+    let dir = TempDir::new();
+    dir.write("ca.pem", &pki.ca_pem);
+    let web = free_port();
+    let config = format!(
+        "entryPoints:\n  web: {{ address: \"127.0.0.1:{web}\" }}\n\
+         http:\n  routers:\n\
+         \x20   grpc: {{ rule: \"PathPrefix(`/ccgate.test.Echo/`)\", service: echo }}\n\
+         \x20 services:\n\
+         \x20   echo: {{ loadBalancer: {{ servers: [{{ url: \"https://localhost:{port}\" }}], serversTransport: ca@file }} }}\n\
+         \x20 serversTransports:\n\
+         \x20   ca: {{ rootCAs: [ca.pem] }}\n",
+        port = echo.port()
+    );
+    let path = dir.write("ccgate.yaml", &config);
+    let ccgate = Ccgate::start(&path, &[("web", web)]).await;
+    let mut client = Client::connect(&ccgate.url("web")).await.unwrap();
+
+    let mut request = tonic::Request::new(EchoRequest::say("over tls"));
+    request
+        .metadata_mut()
+        .insert("x-meta", "kept".parse().unwrap());
+    let reply = client.unary(request).await.expect("a unary call");
+    assert_eq!(reply.metadata().get("x-meta").unwrap(), "kept");
+    let reply = reply.into_inner();
+    assert_eq!(reply.message, "over tls");
+    assert_eq!(reply.te, "trailers", "TE: trailers reached the server");
+
+    let replies = client
+        .stream(tonic::Request::new(EchoRequest {
+            count: 3,
+            ..EchoRequest::say("s")
+        }))
+        .await
+        .expect("a streaming call");
+    let messages: Vec<_> = replies.into_iter().map(|reply| reply.message).collect();
+    assert_eq!(messages, ["s-0", "s-1", "s-2"]);
+
+    let status = client
+        .unary(tonic::Request::new(EchoRequest {
+            fail_code: Code::PermissionDenied as u32,
+            ..EchoRequest::say("not yours")
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(status.message(), "not yours");
+}
+
+#[tokio::test]
+async fn calls_to_an_unreachable_h2c_server_fail_over_to_the_next_one() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo = listener.local_addr().unwrap();
+    let _server = tokio::spawn(grpc_peer::serve(listener));
+    let (web, nothing) = (free_port(), free_port());
+    let dir = TempDir::new();
+    let config = format!(
+        "entryPoints:\n  web: {{ address: \"127.0.0.1:{web}\" }}\n\
+         http:\n  routers:\n\
+         \x20   grpc: {{ rule: \"PathPrefix(`/ccgate.test.Echo/`)\", service: echo }}\n\
+         \x20 services:\n\
+         \x20   echo: {{ loadBalancer: {{ servers: [{{ url: \"h2c://127.0.0.1:{nothing}\" }}, {{ url: \"h2c://{echo}\" }}] }} }}\n"
+    );
+    let path = dir.write("ccgate.yaml", &config);
+    let ccgate = Ccgate::start(&path, &[("web", web)]).await;
+    let mut client = Client::connect(&ccgate.url("web")).await.unwrap();
+    // The rotation gives the dead server every other turn: each of those
+    // calls is written to no one and goes to the live server instead.
+    for i in 0..4 {
+        let reply = client
+            .unary(tonic::Request::new(EchoRequest::say(&format!("call {i}"))))
+            .await
+            .expect("every call answered");
+        assert_eq!(reply.into_inner().message, format!("call {i}"));
+    }
+    ccgate.until_logged("trying the next server").await;
 }
