@@ -3,7 +3,9 @@
 //! the `grpc-peer` echo server (tonic's server over hyper's HTTP/2) on an
 //! `h2c://` server URL. Unary and server-streaming calls, metadata both
 //! ways, `TE: trailers` forwarded, trailers and error statuses delivered;
-//! ccgate's own denials as gRPC statuses.
+//! ccgate's own denials as gRPC statuses. Also the echo server over TLS
+//! (`https://`, ALPN `h2`, trusted through `rootCAs`), and failover from
+//! an `h2c` server nothing listens on to the next one.
 
 use grpc_peer::{Client, EchoRequest};
 use tonic::Code;
