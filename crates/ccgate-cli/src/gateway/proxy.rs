@@ -273,8 +273,8 @@ impl Service {
                         let answered = Instant::now();
                         let latency = answered.duration_since(sent);
                         server.metrics.answered(response.status().as_u16(), latency);
+                        // Never a 101 here: no upgrade headers to restore.
                         remove_hop_by_hop(response.headers_mut());
-                        websocket::restore_switch(&mut response);
                         let took = if tried.is_empty() {
                             latency
                         } else {
