@@ -6,6 +6,7 @@
 //! connection of its own ([`super::websocket`]).
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -266,7 +267,7 @@ impl Service {
                 return Forwarded::since(first_sent, Err(Failure::Unreachable));
             };
             request.headers_mut().insert(header::HOST, host_for(server));
-            match upstream.try_send(&server.target, request).await {
+            match pin!(upstream.try_send(&server.target, request)).await {
                 // A 101 to a request that asked for no upgrade: 502.
                 Ok(response) => match websocket::refuse_unasked(response) {
                     Ok(mut response) => {
