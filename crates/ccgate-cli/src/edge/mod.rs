@@ -11,7 +11,8 @@
 //! 3. hop-by-hop headers ([`hop_by_hop`]): `Connection` and what it
 //!    names, so a caller cannot remove a header ccgate adds; a WebSocket
 //!    handshake ([`websocket`]) then gets back `Connection: upgrade` and
-//!    `Upgrade: websocket`, and no other request keeps an `Upgrade`;
+//!    `Upgrade: websocket` and is marked ([`websocket::Handshake`]), and
+//!    no other request keeps an `Upgrade`;
 //! 4. forwarded headers ([`forwarded`]): an untrusted client's
 //!    `X-Forwarded-*`, `X-Real-Ip` and `Forwarded` replaced.
 //!
@@ -170,7 +171,7 @@ pub(crate) fn admit(
     let websocket = websocket::is_websocket(parts);
     hop_by_hop::remove_hop_by_hop(&mut parts.headers);
     if websocket {
-        websocket::mark(&mut parts.headers);
+        websocket::mark(parts);
     }
     forwarded::arrive(&mut parts.headers, trusted, client_ip);
     Ok(())
@@ -280,7 +281,7 @@ mod tests {
         let parts = admitted(request, false).unwrap();
         assert_eq!(parts.headers["upgrade"], "websocket");
         assert_eq!(parts.headers["connection"], "upgrade");
-        assert!(websocket::is_marked(&parts.headers));
+        assert!(websocket::is_marked(&parts.extensions), "marked");
         assert!(!parts.headers.contains_key("http2-settings"));
         assert!(
             !parts.headers.contains_key("authorization"),
@@ -293,7 +294,8 @@ mod tests {
             .body(())
             .unwrap();
         let parts = admitted(h2c, false).unwrap();
-        assert!(!websocket::is_marked(&parts.headers));
+        assert!(!websocket::is_marked(&parts.extensions), "not marked");
+        assert!(!parts.headers.contains_key("upgrade"));
         assert!(!parts.headers.contains_key("connection"));
     }
 
@@ -306,5 +308,7 @@ mod tests {
         let parts = admitted(request, true).unwrap();
         assert_eq!(parts.uri, "/api/items?x=1");
         assert_eq!(parts.headers.len(), 2, "host and x-real-ip");
+        assert!(!websocket::is_marked(&parts.extensions), "not a handshake");
+        assert!(parts.extensions.is_empty(), "nothing allocated for it");
     }
 }

@@ -6,9 +6,11 @@
 //! that, [`is_websocket`] tells whether the request is a WebSocket
 //! handshake ccgate forwards; if it is, [`mark`] puts back exactly
 //! `Connection: upgrade` and `Upgrade: websocket` — ccgate's own values,
-//! not the caller's. Everything after the edge reads an `Upgrade` header
-//! as "an allowed WebSocket upgrade" ([`is_marked`]), and the gateway
-//! forwards it over a connection of its own (`gateway::websocket`).
+//! not the caller's — and puts the [`Handshake`] mark in the request's
+//! extensions. Everything after the edge asks the mark ([`is_marked`]),
+//! never the headers again, and the gateway forwards a marked request
+//! over a connection of its own (`gateway::websocket`): a plain request
+//! pays for no header lookup after the edge's one.
 //!
 //! A request is a WebSocket handshake when all of these hold:
 //! - HTTP/1.1 (an `Upgrade` means nothing in HTTP/1.0, and HTTP/2 forbids
@@ -31,7 +33,14 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Method, Version};
+use http::{Extensions, Method, Version};
+
+/// The mark of a WebSocket handshake the edge let through, in the
+/// request's extensions (which only ccgate writes): asked after the edge
+/// instead of the headers, so that a plain request — whose extensions are
+/// empty, not even allocated — answers "no" in one branch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Handshake;
 
 /// Whether `parts` (before hop-by-hop headers are removed) is a WebSocket
 /// handshake ccgate forwards (module docs).
@@ -47,17 +56,19 @@ pub(crate) fn is_websocket(parts: &Parts) -> bool {
         && !has_body(&parts.headers)
 }
 
-/// Sets the two headers of an allowed upgrade, after the hop-by-hop
-/// headers went.
-pub(crate) fn mark(headers: &mut HeaderMap) {
+/// Marks an allowed upgrade, after the hop-by-hop headers went: its two
+/// headers set again, and the [`Handshake`] mark.
+pub(crate) fn mark(parts: &mut Parts) {
+    let headers = &mut parts.headers;
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    parts.extensions.insert(Handshake);
 }
 
-/// Whether a request that went through the edge is an allowed WebSocket
-/// upgrade: no other keeps an `Upgrade` header.
-pub(crate) fn is_marked(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
+/// Whether a request that went through the edge (these its extensions)
+/// is an allowed WebSocket upgrade.
+pub(crate) fn is_marked(extensions: &Extensions) -> bool {
+    extensions.get::<Handshake>().is_some()
 }
 
 /// Whether a server's `Upgrade` answer names WebSocket and nothing else.

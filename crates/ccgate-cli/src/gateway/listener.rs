@@ -5,6 +5,7 @@
 //! finish on shutdown.
 
 use std::path::Path;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -261,18 +262,24 @@ where
             if let Some(tunnel) = tunnel {
                 request.extensions_mut().insert(tunnel);
             }
-            let handled = gateway.handle(upstream, entry_point, edge, origin, request);
-            let (response, write_by) = match timeouts.write {
-                None => (handled.await, None),
-                Some(write) => {
-                    let write_by = tokio::time::Instant::now() + write;
-                    match tokio::time::timeout_at(write_by, handled).await {
-                        Ok(response) => (response, Some(write_by)),
-                        Err(_) => {
-                            return Err(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "no response within writeTimeout",
-                            ));
+            let (response, write_by) = {
+                // Pinned where it is made and awaited through the pin:
+                // moved into `.await`'s slot or `timeout_at`, the request's
+                // whole future would be copied (boxed, it is copied into the
+                // box: measured, more instructions).
+                let handled = pin!(gateway.handle(upstream, entry_point, edge, origin, request));
+                match timeouts.write {
+                    None => (handled.await, None),
+                    Some(write) => {
+                        let write_by = tokio::time::Instant::now() + write;
+                        match tokio::time::timeout_at(write_by, handled).await {
+                            Ok(response) => (response, Some(write_by)),
+                            Err(_) => {
+                                return Err(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "no response within writeTimeout",
+                                ));
+                            }
                         }
                     }
                 }

@@ -6,9 +6,10 @@
 //! connection of its own ([`super::websocket`]).
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
@@ -76,6 +77,35 @@ pub(crate) enum Failure {
     Timeout,
     /// Every server is out of the rotation (failed health checks): 503.
     NoHealthyServer,
+}
+
+/// What [`Service::forward`] came back with.
+#[derive(Debug)]
+pub(crate) struct Forwarded {
+    /// The server's response, or why there is none.
+    pub(crate) answer: Result<Response<UpstreamBody>, Failure>,
+    /// From the first attempt's send to the answer or the last failure
+    /// (failovers included): the access log's `OriginDuration`; zero when
+    /// no server was tried.
+    pub(crate) took: Duration,
+}
+
+impl Forwarded {
+    /// No server was tried.
+    fn unsent(failure: Failure) -> Self {
+        Self {
+            answer: Err(failure),
+            took: Duration::ZERO,
+        }
+    }
+
+    /// `answer`, the first attempt having started at `sent`.
+    fn since(sent: Instant, answer: Result<Response<UpstreamBody>, Failure>) -> Self {
+        Self {
+            answer,
+            took: sent.elapsed(),
+        }
+    }
 }
 
 /// Where the request came from, for `X-Forwarded-*` and `X-Real-Ip`.
@@ -171,18 +201,20 @@ impl Service {
 
     /// Sends `request` to the next healthy server and returns its
     /// response, or why there is none (the caller answers 502, 503 or
-    /// 504; the reason is logged here, never sent). A server that cannot
-    /// be reached before any byte of the request is written to it (TCP
-    /// refused, dial timeout, TLS failure) is passed over for the next
-    /// healthy one, each server tried at most once: the request is then
-    /// answered as the last failure says.
+    /// 504; the reason is logged here, never sent), with the time the
+    /// servers took. A server that cannot be reached before any byte of
+    /// the request is written to it (TCP refused, dial timeout, TLS
+    /// failure) is passed over for the next healthy one, each server tried
+    /// at most once: the request is then answered as the last failure says.
     pub(crate) async fn forward(
         &self,
         upstream: &Arc<UpstreamPool>,
         mut request: Request<CallerBody>,
         origin: &Origin,
-    ) -> Result<Response<UpstreamBody>, Failure> {
-        let (mut turn, mut index) = self.pick().ok_or(Failure::NoHealthyServer)?;
+    ) -> Forwarded {
+        let Some((mut turn, mut index)) = self.pick() else {
+            return Forwarded::unsent(Failure::NoHealthyServer);
+        };
         let original_host = original_host(&request);
         // Origin form (`/path?query`), the parsed path and query kept.
         let path_and_query = std::mem::take(request.uri_mut())
@@ -202,7 +234,7 @@ impl Service {
         if let Some(upgrade) = websocket::Upgrade::take(&mut request) {
             // A WebSocket handshake: one server, on a connection of its own.
             let Some(server) = self.servers.get(index) else {
-                return Err(Failure::Unreachable);
+                return Forwarded::unsent(Failure::Unreachable);
             };
             request.headers_mut().insert(header::HOST, host_for(server));
             let sent = Instant::now();
@@ -210,37 +242,53 @@ impl Service {
             // request's, which hyper moves once per request.
             return match Box::pin(upgrade.forward(&server.target, request)).await {
                 Ok(mut response) => {
-                    server
-                        .metrics
-                        .answered(response.status().as_u16(), sent.elapsed());
+                    let took = sent.elapsed();
+                    server.metrics.answered(response.status().as_u16(), took);
                     remove_hop_by_hop(response.headers_mut());
                     websocket::restore_switch(&mut response);
-                    Ok(response)
+                    Forwarded {
+                        answer: Ok(response),
+                        took,
+                    }
                 }
-                Err(error) => Err(self.failed(server, &error)),
+                Err(error) => Forwarded::since(sent, Err(self.failed(server, &error))),
             };
         }
         let mut request = request.map(RequestBody::Caller);
         // Servers passed over; allocated only on a failover.
         let mut tried = Vec::new();
+        // The clock is read when the first attempt starts and when the
+        // answer comes: the log's time to the answer and the histogram's
+        // (per attempt) share those readings.
+        let first_sent = Instant::now();
+        let mut sent = first_sent;
         loop {
             let Some(server) = self.servers.get(index) else {
-                return Err(Failure::Unreachable);
+                return Forwarded::since(first_sent, Err(Failure::Unreachable));
             };
             request.headers_mut().insert(header::HOST, host_for(server));
-            let sent = Instant::now();
-            match upstream.try_send(&server.target, request).await {
+            match pin!(upstream.try_send(&server.target, request)).await {
                 // A 101 to a request that asked for no upgrade: 502.
                 Ok(response) => match websocket::refuse_unasked(response) {
                     Ok(mut response) => {
-                        server
-                            .metrics
-                            .answered(response.status().as_u16(), sent.elapsed());
+                        let answered = Instant::now();
+                        let latency = answered.duration_since(sent);
+                        server.metrics.answered(response.status().as_u16(), latency);
+                        // Never a 101 here: no upgrade headers to restore.
                         remove_hop_by_hop(response.headers_mut());
-                        websocket::restore_switch(&mut response);
-                        return Ok(response);
+                        let took = if tried.is_empty() {
+                            latency
+                        } else {
+                            answered.duration_since(first_sent)
+                        };
+                        return Forwarded {
+                            answer: Ok(response),
+                            took,
+                        };
                     }
-                    Err(error) => return Err(self.failed(server, &error)),
+                    Err(error) => {
+                        return Forwarded::since(first_sent, Err(self.failed(server, &error)));
+                    }
                 },
                 Err(SendError {
                     error,
@@ -250,13 +298,16 @@ impl Service {
                     tried.push(index);
                     let Some((next_turn, next)) = self.scan(turn + 1, &tried) else {
                         tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream unreachable");
-                        return Err(Failure::Unreachable);
+                        return Forwarded::since(first_sent, Err(Failure::Unreachable));
                     };
                     tracing::warn!(service = %self.name, server = %server.target.key.authority, error = %error, "upstream unreachable; trying the next server");
                     (turn, index) = (next_turn, next);
                     request = unsent;
+                    sent = Instant::now();
                 }
-                Err(SendError { error, .. }) => return Err(self.failed(server, &error)),
+                Err(SendError { error, .. }) => {
+                    return Forwarded::since(first_sent, Err(self.failed(server, &error)));
+                }
             }
         }
     }

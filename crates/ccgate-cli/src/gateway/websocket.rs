@@ -92,12 +92,13 @@ pub(crate) struct Upgrade {
 }
 
 impl Upgrade {
-    /// The upgrade `request` asks for, if the edge let it through (its
-    /// `Upgrade` header kept). Whatever it is, the request's hold on its
-    /// connection goes, so a request that is not upgraded ends as usual.
+    /// The upgrade `request` asks for, if the edge let it through (and
+    /// marked it). Whatever it is, the request's hold on its connection
+    /// goes, so a request that is not upgraded ends as usual.
     pub(crate) fn take<B>(request: &mut Request<B>) -> Option<Self> {
+        // A plain request has no extensions: two branches, no lookup.
         let tunnel = request.extensions_mut().remove::<Tunnel>();
-        if !is_marked(request.headers()) {
+        if !is_marked(request.extensions()) {
             return None;
         }
         let caller = request.extensions_mut().remove::<OnUpgrade>();
@@ -310,6 +311,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<'_, I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edge::websocket::Handshake;
 
     #[tokio::test(start_paused = true)]
     async fn a_tunnel_stalls_only_after_idle_without_bytes() {
@@ -340,6 +342,7 @@ mod tests {
             .header("upgrade", "websocket")
             .header("connection", "upgrade")
             .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .extension(Handshake)
             .body(())
             .unwrap();
         assert!(Upgrade::take(&mut request).is_none());
