@@ -267,7 +267,7 @@ impl Service {
                 return Forwarded::since(first_sent, Err(Failure::Unreachable));
             };
             request.headers_mut().insert(header::HOST, host_for(server));
-            match pin!(upstream.try_send(&server.target, request)).await {
+            match pin!(upstream.try_send(&server.target, request, sent)).await {
                 // A 101 to a request that asked for no upgrade: 502.
                 Ok(response) => match websocket::refuse_unasked(response) {
                     Ok(mut response) => {

@@ -175,7 +175,7 @@ where
         server: &Target,
         request: Request<B>,
     ) -> Result<Response<UpstreamBody<B>>, UpstreamError> {
-        self.try_send(server, request)
+        self.try_send(server, request, Instant::now())
             .await
             .map_err(|unsent| unsent.error)
     }
@@ -183,7 +183,10 @@ where
     /// Sends `request` (origin-form target, `Host` set) to `server` on a
     /// pooled connection, or a new one. A request of which no byte was
     /// written (no connection could be opened) comes back with the error,
-    /// for another server.
+    /// for another server. `now` is when the attempt began (the caller
+    /// read the clock already): idle connections are judged by it, and a
+    /// connection its answer frees counts as idle from it — a little
+    /// older than it is, so it expires a little early, never late.
     ///
     /// # Errors
     ///
@@ -194,6 +197,7 @@ where
         self: &Arc<Self>,
         server: &Target,
         request: Request<B>,
+        now: Instant,
     ) -> Result<Response<UpstreamBody<B>>, SendError<B>> {
         let limits = server.connector.limits;
         if server.may_speak_h2() {
@@ -239,7 +243,8 @@ where
         // (and moved) twice.
         let mut retried = false;
         loop {
-            let (connection, reused) = match self.take_direct(&server.key, limits.idle_timeout) {
+            let (connection, reused) = match self.take_direct(&server.key, limits.idle_timeout, now)
+            {
                 Some(connection) => (connection, true),
                 // Boxed: opening a connection is rare under keep-alive,
                 // and its state would grow every request's future.
@@ -270,6 +275,7 @@ where
                         pool: Arc::clone(self),
                         key: server.key.clone(),
                         limits,
+                        since: now,
                     };
                     return Ok(response.map(|body| {
                         UpstreamBody(Inner::Direct {
@@ -398,27 +404,33 @@ impl<B> UpstreamPool<B> {
         None
     }
 
-    /// An idle [`Connection`] to `server` younger than `idle_timeout`.
-    fn take_direct(&self, server: &Key, idle_timeout: Duration) -> Option<Connection> {
+    /// An idle [`Connection`] to `server` younger than `idle_timeout` at
+    /// `now`.
+    fn take_direct(
+        &self,
+        server: &Key,
+        idle_timeout: Duration,
+        now: Instant,
+    ) -> Option<Connection> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let list = &mut idle.by_server.get_mut(server)?.direct;
         while let Some((mut connection, since)) = list.pop_back() {
-            if since.elapsed() < idle_timeout && !connection.is_closed() {
+            if now.saturating_duration_since(since) < idle_timeout && !connection.is_closed() {
                 return Some(connection);
             }
         }
         None
     }
 
-    fn put_direct(&self, server: Key, limits: Limits, connection: Connection) {
+    /// Keeps `connection`, idle since `now`.
+    fn put_direct(&self, server: Key, limits: Limits, connection: Connection, now: Instant) {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
         let parked = self.parked(&mut idle, server, limits, now);
         let timeout = parked.idle_timeout;
         let list = &mut parked.direct;
@@ -545,6 +557,8 @@ struct GiveBackDirect<B> {
     pool: Arc<UpstreamPool<B>>,
     key: Key,
     limits: Limits,
+    /// When its request began: idle from then on.
+    since: Instant,
 }
 
 /// An upstream response's body; once read to the end, its connection goes
@@ -591,10 +605,17 @@ impl<B> UpstreamBody<B> {
                 }
             }
             Inner::Direct { body, give_back } => {
-                if let (Some(connection), Some(GiveBackDirect { pool, key, limits })) =
-                    (body.take_reusable(), give_back.take())
+                if let (
+                    Some(connection),
+                    Some(GiveBackDirect {
+                        pool,
+                        key,
+                        limits,
+                        since,
+                    }),
+                ) = (body.take_reusable(), give_back.take())
                 {
-                    pool.put_direct(key, limits, connection);
+                    pool.put_direct(key, limits, connection, since);
                 }
             }
         }
