@@ -417,10 +417,10 @@ class Run:
         self.extra["perf"] = out
 
     def count_instructions(self):
-        """--instructions: user-space instructions per request of b, b3, c
-        and d under callgrind (bench/instructions.py)."""
+        """--instructions: user-space instructions per request of b, b3, c,
+        d, l0 and l under callgrind (bench/instructions.py)."""
         few, many = (5, 25) if self.args.smoke else (300, 2300)
-        log(f"instructions: b, b3, c and d under callgrind, {few} then {many} requests each")
+        log(f"instructions: b, b3, c, d, l0 and l under callgrind, {few} then {many} requests each")
         try:
             self.extra["instructions"] = {
                 "few": few, "many": many,

@@ -1,5 +1,6 @@
 """`--instructions`: user-space instructions per request of nginx (b),
-HAProxy (b3) and ccgate (c, d), counted by valgrind's callgrind.
+HAProxy (b3) and ccgate (c, d), and of nginx and ccgate to the
+upstream's TLS port (l0, l), counted by valgrind's callgrind.
 
 Instruction counts do not depend on what else the machine is doing, so
 they compare proxies (and two versions of ccgate) without the noise of a
@@ -140,18 +141,18 @@ def profile(few_file, many_file, n):
 
 
 def nginx_proxy_argv(procs, values):
-    """nginx as scenario b's proxy, in one process (no master), for
-    callgrind; returns (argv, port)."""
-    port = servers.free_port()
+    """nginx as scenario b's and l0's proxy, in one process (no master),
+    for callgrind; returns (argv, b's port, l0's port)."""
+    port, tls_port = servers.free_port(), servers.free_port()
     name = "nginx-proxy-callgrind"
     (procs.workdir / f"{name}-tmp").mkdir(exist_ok=True)
     conf = servers.render("nginx-proxy.conf.in", procs.workdir, f"{name}.conf",
                           {"DIR": procs.workdir, **values, "PROXY_PORT": port, "AUTH_PORT": servers.free_port(),
-                           "TLS_PROXY_PORT": servers.free_port()})
+                           "TLS_PROXY_PORT": tls_port})
     conf.write_text(conf.read_text().replace("daemon off;", "daemon off;\nmaster_process off;", 1)
                     .replace("-tmp;", "-callgrind-tmp;").replace("nginx-proxy.pid", f"{name}.pid"))
     return [servers.nginx_binary(), "-p", str(procs.workdir), "-e", str(procs.workdir / f"{name}.error.log"),
-            "-c", str(conf)], port
+            "-c", str(conf)], port, tls_port
 
 
 def haproxy_argv(procs, values):
@@ -164,32 +165,36 @@ def haproxy_argv(procs, values):
 
 
 def ccgate_argv(procs, binary, values):
-    """ccgate with scenario c's and d's routes, for callgrind; returns
-    (argv, c's port, d's port)."""
+    """ccgate with scenario c's, d's and l's routes, for callgrind;
+    returns (argv, c's port, d's port, l's port)."""
     ports = {"PLAIN_PORT": servers.free_port(), "ONE_PORT": servers.free_port(),
              "MANY_PORT": servers.free_port(), "FORWARD_AUTH_PORT": servers.free_port(),
              "TLS_ROUTE_PORT": servers.free_port()}
     conf = servers.render("ccgate.yaml.in", procs.workdir, "ccgate-callgrind.yaml", {**values, **ports})
-    return [str(binary), "serve", "-c", str(conf)], ports["PLAIN_PORT"], ports["ONE_PORT"]
+    return [str(binary), "serve", "-c", str(conf)], ports["PLAIN_PORT"], ports["ONE_PORT"], ports["TLS_ROUTE_PORT"]
 
 
 def measure(procs, core, binary, values, auth, few, many, log):
-    """Instructions per request of b, b3, c and d, each run on CORE (one
-    ccgate worker): {scenario: {"instructions": …, "seconds": …}}."""
+    """Instructions per request of b, b3, c, d, l0 and l, each run on
+    CORE (one ccgate worker): {scenario: {"instructions": …, "seconds": …}}."""
     if not shutil.which("valgrind"):
         raise StartError("--instructions needs valgrind (Debian: apt-get install valgrind)")
     results = {}
-    argv, port = nginx_proxy_argv(procs, values)
+    argv, port, tls_port = nginx_proxy_argv(procs, values)
     results["b"] = per_request(procs, core, "b", argv, port, auth, few, many, stop=signal.SIGQUIT)
     log(f"instructions per request, b: {results['b']}")
+    results["l0"] = per_request(procs, core, "l0", argv, tls_port, auth, few, many, stop=signal.SIGQUIT)
+    log(f"instructions per request, l0: {results['l0']}")
     argv, port = haproxy_argv(procs, values)
     results["b3"] = per_request(procs, core, "b3", argv, port, auth, few, many, stop=signal.SIGTERM)
     log(f"instructions per request, b3: {results['b3']}")
-    argv, c_port, d_port = ccgate_argv(procs, binary, values)
+    argv, c_port, d_port, l_port = ccgate_argv(procs, binary, values)
     results["c"] = per_request(procs, core, "c", argv, c_port, auth, few, many)
     log(f"instructions per request, c: {results['c']}")
     # d: the first request of each run fetches the token; both runs make
     # exactly one, so it cancels out in the difference.
     results["d"] = per_request(procs, core, "d", argv, d_port, auth, few, many)
     log(f"instructions per request, d: {results['d']}")
+    results["l"] = per_request(procs, core, "l", argv, l_port, auth, few, many)
+    log(f"instructions per request, l: {results['l']}")
     return results

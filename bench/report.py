@@ -182,7 +182,7 @@ def markdown(data):
         out.append("")
         out.append("| scenario | instructions per request | relative to b |")
         out.append("|---|---:|---:|")
-        for s in ("b", "b3", "c", "d"):
+        for s in ("b", "b3", "c", "d", "l0", "l"):
             if s in per:
                 out.append(f"| {s} | {per[s]['instructions']:,} | {per[s]['instructions'] / per['b']['instructions']:.2f} |")
         out.append("")
