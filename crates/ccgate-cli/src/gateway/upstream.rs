@@ -388,8 +388,8 @@ where
 }
 
 impl<B> UpstreamPool<B> {
-    /// An idle connection to `server` younger than `idle_timeout`, and
-    /// how long it was idle.
+    /// An idle connection of hyper's client to `server` younger than
+    /// `idle_timeout`.
     fn take(&self, server: &Key, idle_timeout: Duration) -> Option<SendRequest<B>> {
         let mut idle = self
             .idle
