@@ -293,10 +293,7 @@ impl Target {
             let stream = self.dial().await?;
             match (&self.server_name, &self.connector.tls_http1) {
                 (Some(name), Some(tls)) => {
-                    let stream =
-                        Box::pin(TlsConnector::from(Arc::clone(tls)).connect(name.clone(), stream))
-                            .await
-                            .map_err(ConnectError::Tls)?;
+                    let stream = Box::pin(tls_connect(tls, name, stream)).await?;
                     handshake(TokioIo::new(stream)).await
                 }
                 _ if self.key.scheme == Scheme::H2c => Err(ConnectError::Http1Only),
@@ -379,6 +376,18 @@ impl Target {
     }
 }
 
+/// The TLS handshake over `stream` for `name`.
+async fn tls_connect(
+    config: &Arc<ClientConfig>,
+    name: &ServerName<'static>,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    TlsConnector::from(Arc::clone(config))
+        .connect(name.clone(), stream)
+        .await
+        .map_err(ConnectError::Tls)
+}
+
 /// TLS over `stream` for `name`, then HTTP/2 over it if the server picked
 /// `h2` in ALPN, else HTTP/1.1.
 async fn tls_handshake<B>(
@@ -391,10 +400,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let stream = TlsConnector::from(Arc::clone(config))
-        .connect(name.clone(), stream)
-        .await
-        .map_err(ConnectError::Tls)?;
+    let stream = tls_connect(config, name, stream).await?;
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         return handshake_h2(TokioIo::new(stream)).await.map(Opened::Http2);
     }
@@ -413,10 +419,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let stream = TlsConnector::from(Arc::clone(config))
-        .connect(name.clone(), stream)
-        .await
-        .map_err(ConnectError::Tls)?;
+    let stream = tls_connect(config, name, stream).await?;
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         return handshake_h2(TokioIo::new(stream)).await.map(Direct::Http2);
     }
