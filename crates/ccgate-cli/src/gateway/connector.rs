@@ -268,12 +268,7 @@ impl Target {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        match self.connector.dial_timeout {
-            Some(limit) => tokio::time::timeout(limit, self.open())
-                .await
-                .map_err(|_| ConnectError::Timeout(limit))?,
-            None => self.open().await,
-        }
+        self.within_dial_timeout(self.open()).await
     }
 
     /// A new HTTP/1.1 connection to an `http` or `https` server (ALPN
@@ -300,12 +295,7 @@ impl Target {
                 _ => handshake(TokioIo::new(stream)).await,
             }
         };
-        match self.connector.dial_timeout {
-            Some(limit) => tokio::time::timeout(limit, open)
-                .await
-                .map_err(|_| ConnectError::Timeout(limit))?,
-            None => open.await,
-        }
+        self.within_dial_timeout(open).await
     }
 
     /// A new connection for requests without a body ([`Direct`]), within
@@ -330,6 +320,14 @@ impl Target {
                 _ => Ok(Direct::Http1(Connection::new(Stream::Tcp(stream)))),
             }
         };
+        self.within_dial_timeout(open).await
+    }
+
+    /// `open` (a connection being opened) within `dialTimeout`.
+    async fn within_dial_timeout<T>(
+        &self,
+        open: impl Future<Output = Result<T, ConnectError>>,
+    ) -> Result<T, ConnectError> {
         match self.connector.dial_timeout {
             Some(limit) => tokio::time::timeout(limit, open)
                 .await
