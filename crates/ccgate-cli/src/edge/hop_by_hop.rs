@@ -34,12 +34,15 @@ const HOP_BY_HOP: [&str; 9] = [
 /// Only names present are removed: each removal hashes its name, and most
 /// messages carry none of them, or only `Connection: keep-alive`.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let present: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP.contains(&name.as_str()))
-        .cloned()
-        .collect();
-    if present.is_empty() {
+    // Which of HOP_BY_HOP are present, one bit each: no allocation for
+    // the common `Connection: keep-alive`.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name.as_str()) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -53,7 +56,12 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     let takes_trailers = headers.contains_key(header::TE) && accepts_trailers(headers);
-    for name in present.iter().chain(&named) {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(*name);
+        }
+    }
+    for name in &named {
         headers.remove(name);
     }
     if takes_trailers {
