@@ -151,3 +151,17 @@ fn authorize_cache_hit(bencher: divan::Bencher<'_, '_>) {
             .unwrap()
     });
 }
+
+/// `Middleware::authorize_on` for a connection whose last request brought
+/// the same credentials: the grant recalled, no HMAC and no cache look-up.
+#[divan::bench]
+fn authorize_on_recalled(bencher: divan::Bencher<'_, '_>) {
+    let middleware = middleware();
+    let request = request();
+    let recall = ccgate::middleware::Recall::default();
+    bencher.bench_local(|| {
+        runtime()
+            .block_on(middleware.authorize_on(request.headers(), &recall))
+            .unwrap()
+    });
+}

@@ -217,7 +217,10 @@ impl Gateway {
         }
         let mut grants = Vec::with_capacity(route.middlewares.len());
         for middleware in &route.middlewares {
-            match middleware.authorize(&parts.headers).await {
+            match middleware
+                .authorize_on(&parts.headers, &origin.recall)
+                .await
+            {
                 Ok(grant) => {
                     grant.apply(&mut parts.headers);
                     if let Some(username) = grant.username() {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ccgate::middleware::Recall;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
@@ -108,8 +109,9 @@ impl Forwarded {
     }
 }
 
-/// Where the request came from, for `X-Forwarded-*` and `X-Real-Ip`.
-#[derive(Debug, Clone)]
+/// The caller connection a request came on: where from (for
+/// `X-Forwarded-*` and `X-Real-Ip`), and its last grant (`recall`).
+#[derive(Debug)]
 pub(crate) struct Origin {
     pub(crate) client: SocketAddr,
     pub(crate) tls: bool,
@@ -118,6 +120,9 @@ pub(crate) struct Origin {
     pub(crate) trusted: bool,
     /// The client's IP address, formatted once per connection.
     pub(crate) client_ip: HeaderValue,
+    /// The connection's last grant of a middleware, for its next request
+    /// with the same credentials ([`ccgate::middleware::Recall`]).
+    pub(crate) recall: Recall,
 }
 
 impl Origin {
@@ -131,6 +136,7 @@ impl Origin {
             tls,
             trusted,
             client_ip,
+            recall: Recall::default(),
         }
     }
 }

@@ -293,3 +293,88 @@ async fn a_trusted_proxys_forwarded_headers_are_kept_and_appended_to() {
     assert!(body.contains("xff=198.51.100.7, 127.0.0.1 "), "{body}");
     assert!(body.contains("real=198.51.100.7 "), "{body}");
 }
+
+/// Sends `head` (without the blank line) on `stream`, kept alive, and
+/// reads one answer framed by its `Content-Length`: status and body.
+async fn exchange_on(stream: &mut TcpStream, head: &str) -> (u16, String) {
+    stream
+        .write_all(format!("{head}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.expect("read"),
+            1,
+            "closed mid-head"
+        );
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8(answer).expect("an ASCII head");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head:?}"));
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_connection_that_was_granted_once_gets_nothing_for_other_credentials() {
+    // ccgate recalls a connection's last grant for a request with the same
+    // Authorization header: every other header must go the full way.
+    let s = setup("").await;
+    let address = format!("127.0.0.1:{}", s.ccgate.ports["web"]);
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let good = basic("basic-client", "basic-secret");
+    let request = |auth: &str| format!("GET /api/x HTTP/1.1\r\nHost: a\r\n{auth}");
+    let (status, first) =
+        exchange_on(&mut stream, &request(&format!("Authorization: {good}"))).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first.contains("auth=Bearer ey"), "{first}");
+    assert_eq!(s.idp.stats().await.received, 1);
+    let wrong = basic("basic-client", "basic-secreT");
+    for (case, auth) in [
+        ("a wrong secret", format!("Authorization: {wrong}")),
+        (
+            "the good header twice",
+            format!("Authorization: {good}\r\nAuthorization: {good}"),
+        ),
+        ("no credentials", String::new()),
+        (
+            "the good value with other case",
+            format!("Authorization: {}", good.replace("Basic", "basic")),
+        ),
+    ] {
+        let head = request(&auth);
+        let head = head.trim_end_matches("\r\n");
+        let (status, body) = exchange_on(&mut stream, head).await;
+        if case == "the good value with other case" {
+            // The scheme is case-insensitive (RFC 9110 §11.1): granted, by
+            // the full way, with the same cached token.
+            assert_eq!((status, body.as_str()), (200, first.as_str()), "{case}");
+        } else {
+            assert_eq!(status, 401, "{case}: {body}");
+            assert!(!body.contains("Bearer"), "{case}: {body}");
+        }
+    }
+    // The wrong secret was asked about (twice under `authMethod: auto`);
+    // the good one not again.
+    let asked = s.idp.stats().await.received;
+    assert!(asked >= 2, "{asked}");
+    let (status, again) =
+        exchange_on(&mut stream, &request(&format!("Authorization: {good}"))).await;
+    assert_eq!((status, again.as_str()), (200, first.as_str()));
+    assert_eq!(s.idp.stats().await.received, asked);
+}

@@ -24,6 +24,7 @@
 //! ```
 
 mod build;
+mod recall;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 pub use build::Builder;
+pub use recall::Recall;
 
 use crate::credentials::{BasicError, Credentials};
 use crate::decision::{Decision, Rules};
@@ -144,6 +146,30 @@ impl Middleware {
         })
     }
 
+    /// [`Middleware::authorize`] for a request on the caller connection
+    /// that `recall` belongs to: the connection's last grant from this
+    /// middleware when the request brings the same `Authorization` header
+    /// and its token needs no look-up ([`Recall`] says when), else a full
+    /// authorization, remembered for the next request. A recalled grant
+    /// counts as a memory hit in the metrics.
+    ///
+    /// # Errors
+    ///
+    /// As [`Middleware::authorize`]; refusals are not remembered.
+    pub async fn authorize_on(
+        &self,
+        headers: &HeaderMap,
+        recall: &Recall,
+    ) -> Result<Grant, Denial> {
+        if let Some(grant) = recall.get(self, headers) {
+            self.inner.source.count_memory_hit();
+            return Ok(grant);
+        }
+        let grant = self.authorize(headers).await?;
+        recall.remember(self, headers, &grant);
+        Ok(grant)
+    }
+
     /// Tells the middleware that the upstream answered 401 to a request
     /// sent with `grant`: its token is dropped from the cache if the cache
     /// still holds that token (not a newer one) and it was obtained at
@@ -194,10 +220,10 @@ impl Grant {
     /// `forwardHeaders` name are removed, then `Authorization: Bearer …`
     /// and the forwarded values are set.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        headers.remove(header::AUTHORIZATION);
         for (name, _) in self.forward_headers() {
             headers.remove(name);
         }
+        // `insert` replaces every `Authorization` value the caller sent.
         headers.insert(header::AUTHORIZATION, self.authorization().clone());
         for (name, value) in self.forward_headers() {
             headers.append(name.clone(), value.clone());

@@ -212,6 +212,11 @@ impl TokenSource {
             .map(|entry| (key, entry))
     }
 
+    /// Counts a memory hit that needed no look-up (a recalled grant).
+    pub(crate) fn count_memory_hit(&self) {
+        self.inner.metrics.memory_hit.inc();
+    }
+
     /// After an upstream 401 to a request that carried `entry`: drops the
     /// entry under `key` if it still holds `entry` (the token that was
     /// sent, not a newer one) and this process obtained it at least
@@ -254,7 +259,13 @@ impl TokenSource {
                 .load(key, credentials, rules, current_entry)
                 .await
             {
-                Ok(fresh) => inner.memory.insert(key, fresh).await,
+                Ok(fresh) => {
+                    let replaced = !Arc::ptr_eq(&fresh, &current);
+                    inner.memory.insert(key, fresh).await;
+                    if replaced {
+                        current.retire();
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(error = %error, "background token refresh failed; serving the current token");
                     tokio::time::sleep(REFRESH_RETRY).await;

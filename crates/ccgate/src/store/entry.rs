@@ -30,6 +30,10 @@ pub(crate) struct Entry {
     expires_at: Instant,
     refresh_at: Instant,
     refreshing: AtomicBool,
+    /// Set when the cache stops holding this entry (replaced by a refresh,
+    /// dropped after an upstream 401): a connection's
+    /// [`Recall`](crate::middleware::Recall) then looks it up again.
+    retired: AtomicBool,
     /// The introspection response of an opaque token (`introspection`):
     /// its claims set. `None`: the claims are the JWT payload, if any.
     introspected: Option<Arc<Value>>,
@@ -203,6 +207,7 @@ impl Entry {
             expires_at,
             refresh_at,
             refreshing: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             introspected,
             decision: ArcSwap::from_pointee(decided),
             #[cfg(feature = "redis")]
@@ -287,6 +292,19 @@ impl Entry {
     /// first caller past the refresh time, until [`Entry::refresh_failed`].
     pub(crate) fn claim_refresh(&self, now: Instant) -> bool {
         now >= self.refresh_at && !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether a request may use this entry without asking the cache: it
+    /// is neither due for a refresh (the look-up starts that) nor
+    /// retired from the cache.
+    #[must_use]
+    pub(crate) fn recallable(&self, now: Instant) -> bool {
+        now < self.refresh_at && now < self.expires_at && !self.retired.load(Ordering::Acquire)
+    }
+
+    /// Marks the entry as no longer the cache's ([`Entry::recallable`]).
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Lets a later caller try the refresh again.

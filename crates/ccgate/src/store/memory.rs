@@ -243,7 +243,7 @@ impl Memory {
     }
 
     /// Removes the entry under `key` if it is still `entry` (not a newer
-    /// token that replaced it meanwhile).
+    /// token that replaced it meanwhile), and retires `entry`.
     pub(crate) async fn remove_if_same(&self, key: CacheKey, entry: &Arc<Entry>) {
         self.tokens
             .entry(key)
@@ -252,6 +252,8 @@ impl Memory {
                 std::future::ready(if same { Op::Remove } else { Op::Nop })
             })
             .await;
+        // Removed, or replaced before: either way the cache holds it no more.
+        entry.retire();
     }
 
     /// How many tokens are cached (approximate, as moka counts).

@@ -9,6 +9,7 @@ mod introspection;
 mod metrics;
 mod options;
 mod protection;
+mod recall;
 mod responses;
 mod secrets;
 mod verification;
