@@ -4,6 +4,7 @@ import asyncio
 import base64
 import http.client
 import json
+import statistics
 import subprocess
 import threading
 import time
@@ -55,6 +56,35 @@ def wrk(url, headers_file, connections, seconds, core, pin, log):
     if summary["requests"] == 0:
         raise RunError(f"{url}: no request completed")
     return summary
+
+
+def merge(summaries):
+    """One summary of several wrk runs of one scenario (the slices of a
+    round): requests, bytes, errors and time added up; of the latency
+    percentiles, p50 and p90 the median of the runs', p99 and max the
+    worst run's (wrk keeps no histogram to merge)."""
+    if len(summaries) == 1:
+        return summaries[0]
+    total = sum(s["requests"] for s in summaries)
+    latency = [s["latency_us"] for s in summaries]
+    errors = {}
+    for s in summaries:
+        for k, v in s.get("errors", {}).items():
+            errors[k] = errors.get(k, 0) + v
+    return {
+        "requests": total,
+        "duration_us": sum(s["duration_us"] for s in summaries),
+        "bytes": sum(s.get("bytes", 0) for s in summaries),
+        "errors": errors,
+        "latency_us": {
+            "mean": sum(lat["mean"] * s["requests"] for lat, s in zip(latency, summaries)) / max(total, 1),
+            "p50": round(statistics.median(lat["p50"] for lat in latency)),
+            "p90": round(statistics.median(lat["p90"] for lat in latency)),
+            "p99": max(lat["p99"] for lat in latency),
+            "max": max(lat["max"] for lat in latency),
+        },
+        "slices": len(summaries),
+    }
 
 
 def get(port, auth, path="/bench", conn=None):

@@ -100,8 +100,11 @@ def markdown(data):
              if pin else "no pinning (fewer than two cores available)")
     out.append(f"Load: wrk, 1 thread, {p['connections']} connections, keep-alive, `GET /bench` with "
                f"`Authorization: Basic …`; {p['rounds']} round(s) of {p['seconds']} s per scenario, "
-               f"scenarios interleaved within each round; {where}. "
-               "Requests/s and latencies are the medians over the rounds.")
+               + (f"each cut into {p['slices']} wrk runs taken in turn across the scenarios (j runs whole); "
+                  if p.get("slices", 1) > 1 else "scenarios interleaved within each round; ")
+               + f"{where}. Requests/s and latencies are the medians over the rounds"
+               + (" (a round's p50 is the median of its slices', its p99 the worst slice's)."
+                  if p.get("slices", 1) > 1 else "."))
     out.append("")
     out.append("| scenario | what | requests/s | p50 | p99 | requests/s per round |")
     out.append("|---|---|---:|---:|---:|---|")
