@@ -6,23 +6,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ccgate::layer::ClientCredentialsLayer;
-use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use http_body_util::Full;
 use serde_json::json;
 use tower::{Layer, ServiceExt};
 
-use super::{claims_of, middleware, options};
+use super::{basic_headers, claims_of, middleware, options};
 use crate::support::idp::{Idp, IdpOptions};
 use crate::support::upstream::{STATUS_HEADER, Upstream, basic};
-
-fn basic_headers(id: &str, secret: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::try_from(basic(id, secret)).unwrap(),
-    );
-    headers
-}
 
 /// Polls the IdP until it has answered `total` token requests.
 async fn until_total(idp: &Idp, total: u64) {

@@ -50,6 +50,16 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
+/// Headers with `Authorization: Basic` for `id` and `secret`.
+fn basic_headers(id: &str, secret: &str) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::try_from(crate::support::upstream::basic(id, secret)).unwrap(),
+    );
+    headers
+}
+
 /// A port on 127.0.0.1 with nothing listening.
 async fn closed_port() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

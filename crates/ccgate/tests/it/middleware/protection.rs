@@ -14,24 +14,15 @@ use ccgate::Middleware;
 use ccgate::denial::Denial;
 use ccgate::metrics::Metrics;
 use ccgate::middleware::UPSTREAM_401_MIN_AGE;
-use http::{HeaderMap, HeaderValue, header};
+use http::header;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use super::{closed_port, middleware, options};
+use super::{basic_headers as caller, closed_port, middleware, options};
 use crate::support::LogCapture;
 use crate::support::idp::{Idp, IdpOptions};
 use crate::support::upstream::{STATUS_HEADER, Upstream, basic};
-
-fn caller(id: &str, secret: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::try_from(basic(id, secret)).unwrap(),
-    );
-    headers
-}
 
 /// A middleware named `cc` counting into a fresh registry.
 fn counted(token_endpoint: &str, extra: Value) -> (Middleware, Registry) {

@@ -6,21 +6,10 @@
 use std::time::{Duration, Instant};
 
 use ccgate::middleware::Recall;
-use http::{HeaderMap, HeaderValue, header};
 use serde_json::json;
 
-use super::{middleware, options};
+use super::{basic_headers, middleware, options};
 use crate::support::idp::{Idp, IdpOptions};
-use crate::support::upstream::basic;
-
-fn basic_headers(id: &str, secret: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::try_from(basic(id, secret)).unwrap(),
-    );
-    headers
-}
 
 #[tokio::test]
 async fn a_wrong_secret_after_the_right_one_on_one_connection_is_refused() {
