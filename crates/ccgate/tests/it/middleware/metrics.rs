@@ -50,3 +50,28 @@ async fn token_requests_and_cache_lookups_are_counted() {
         "no credentials in labels"
     );
 }
+
+#[tokio::test]
+async fn recalled_grants_count_as_memory_hits() {
+    let idp = Idp::start().await;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let middleware = Middleware::builder(options(idp.token_endpoint(), json!({})))
+        .name("cc-auth")
+        .metrics(&metrics)
+        .build()
+        .unwrap();
+    let recall = ccgate::middleware::Recall::default();
+    let headers = super::basic_headers("basic-client", "basic-secret");
+    for _ in 0..4 {
+        middleware.authorize_on(&headers, &recall).await.unwrap();
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        r#"ccgate_cache_lookups_total{middleware="cc-auth",tier="memory",result="hit"} 3"#,
+        r#"ccgate_cache_lookups_total{middleware="cc-auth",tier="memory",result="miss"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}
