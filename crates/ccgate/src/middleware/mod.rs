@@ -188,12 +188,18 @@ impl Middleware {
 
 /// The caller's credentials from its one `Authorization` header.
 fn basic_credentials(headers: &HeaderMap) -> Result<Credentials, BasicError> {
+    Credentials::from_basic_authorization(one_authorization(headers)?)
+}
+
+/// The bytes of the request's one `Authorization` header: none is
+/// [`BasicError::Missing`], two or more [`BasicError::NotBasic`].
+fn one_authorization(headers: &HeaderMap) -> Result<&[u8], BasicError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next().ok_or(BasicError::Missing)?;
     if values.next().is_some() {
         return Err(BasicError::NotBasic);
     }
-    Credentials::from_basic_authorization(value.as_bytes())
+    Ok(value.as_bytes())
 }
 
 impl Grant {

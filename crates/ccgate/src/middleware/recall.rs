@@ -26,10 +26,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
-use http::{HeaderMap, header};
+use http::HeaderMap;
 use secrecy::{ExposeSecret, SecretSlice};
 
-use super::{Grant, Inner, Middleware};
+use super::{Grant, Inner, Middleware, one_authorization};
 
 /// One connection's memory of its last grant (see the module docs).
 ///
@@ -78,7 +78,7 @@ impl Recall {
             return None;
         }
         if let Some(remembered) = &recalled.authorization {
-            let sent = single_authorization(headers)?;
+            let sent = one_authorization(headers).ok()?;
             verify_slices_are_equal(sent, remembered.expose_secret()).ok()?;
         }
         Some(recalled.grant.clone())
@@ -88,7 +88,7 @@ impl Recall {
     /// what was remembered before.
     pub(super) fn remember(&self, middleware: &Middleware, headers: &HeaderMap, grant: &Grant) {
         let authorization = if middleware.is_application_level() {
-            let Some(sent) = single_authorization(headers) else {
+            let Ok(sent) = one_authorization(headers) else {
                 return;
             };
             Some(SecretSlice::from(sent.to_vec()))
@@ -105,20 +105,13 @@ impl Recall {
     }
 }
 
-/// The bytes of the request's one `Authorization` header.
-fn single_authorization(headers: &HeaderMap) -> Option<&[u8]> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next()?;
-    values.next().is_none().then(|| value.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
     use base64::Engine as _;
-    use http::HeaderValue;
+    use http::{HeaderValue, header};
     use secrecy::SecretString;
     use serde_json::json;
 
