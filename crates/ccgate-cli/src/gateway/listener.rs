@@ -5,10 +5,12 @@
 //! finish on shutdown.
 
 use std::path::Path;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,7 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::StartError;
-use super::handler::Gateway;
+use super::h1_server;
+use super::handler::{Body, Gateway};
 use super::proxy::Origin;
 use super::transport::{
     Activity, Answer, CallerBody, Flight, Guarded, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT,
@@ -165,6 +168,7 @@ impl EntryPoint {
                 Arc::clone(&self.edge),
             );
             let watcher = graceful.watcher();
+            let stop = stop.clone();
             tokio::spawn(async move {
                 let connection = Arc::new(Connection {
                     gateway,
@@ -177,12 +181,17 @@ impl EntryPoint {
                     _permit: permit,
                 });
                 let served = match tls {
-                    None => serve(&builder, watcher, stream, connection).await,
+                    None => serve(&builder, watcher, stream, connection, Some(stop)).await,
                     Some(acceptor) => {
                         match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
                             .await
                         {
-                            Ok(Ok(stream)) => serve(&builder, watcher, stream, connection).await,
+                            Ok(Ok(stream)) => {
+                                // A caller that chose HTTP/2 by ALPN is hyper's.
+                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                                let stop = (!h2).then_some(stop);
+                                serve(&builder, watcher, stream, connection, stop).await
+                            }
                             _ => {
                                 tracing::debug!(%client, "TLS handshake failed or timed out");
                                 return;
@@ -199,7 +208,7 @@ impl EntryPoint {
 }
 
 /// What every request on one connection shares.
-struct Connection {
+pub(super) struct Connection {
     gateway: Arc<Gateway>,
     /// The pool of the worker that accepted the connection.
     upstream: Arc<UpstreamPool>,
@@ -221,17 +230,74 @@ impl AsRef<Activity> for Connection {
     }
 }
 
-/// Serves HTTP on one accepted connection (plain or TLS) until it ends.
+/// Answers `request`, in flight as `flight`, on its connection; the
+/// response's body ends at the `writeTimeout` deadline.
+///
+/// # Errors
+///
+/// When there is no response within `writeTimeout`: the connection is to
+/// be closed without one.
+pub(super) async fn respond(
+    flight: Flight<Connection>,
+    request: http::Request<CallerBody>,
+) -> std::io::Result<http::Response<Answer<Body, Connection>>> {
+    let Connection {
+        gateway,
+        upstream,
+        entry_point,
+        origin,
+        edge,
+        timeouts,
+        ..
+    } = flight.connection();
+    let (response, write_by) = {
+        // Pinned where it is made and awaited through the pin: moved into
+        // `.await`'s slot or `timeout_at`, the request's whole future
+        // would be copied (boxed, it is copied into the box: measured,
+        // more instructions).
+        let handled = pin!(gateway.handle(upstream, entry_point, edge, origin, request));
+        match timeouts.write {
+            None => (handled.await, None),
+            Some(write) => {
+                let write_by = tokio::time::Instant::now() + write;
+                match tokio::time::timeout_at(write_by, handled).await {
+                    Ok(response) => (response, Some(write_by)),
+                    Err(_) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no response within writeTimeout",
+                        ));
+                    }
+                }
+            }
+        }
+    };
+    Ok(response.map(|body| Answer::new(body, write_by, flight)))
+}
+
+/// Serves HTTP on one accepted connection (plain or TLS) until it ends:
+/// first on the gateway's own HTTP/1.1 path ([`h1_server`], unless `stop`
+/// is `None`), from the first request that path does not take on with
+/// hyper. `stop` turning true ends the connection once no request is in
+/// flight on it; `watcher` does the same for hyper's connections.
 async fn serve<I>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     io: I,
     connection: Arc<Connection>,
+    stop: Option<watch::Receiver<bool>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (connection_of_io, timeouts) = (Arc::clone(&connection), connection.timeouts);
+    let mut io = Guarded::new(io, Arc::clone(&connection), connection.timeouts);
+    let read = match stop {
+        Some(mut stop) => match h1_server::serve(&mut io, &connection, &mut stop).await? {
+            h1_server::Ended::Closed => return Ok(()),
+            h1_server::Ended::HandOver(read) => read,
+        },
+        None => Bytes::new(),
+    };
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let flight = Flight::begin(Arc::clone(&connection));
         // hyper can hand this connection over to a WebSocket tunnel (an
@@ -242,17 +308,8 @@ where
             Tunnel::new(connection.timeouts.idle, Arc::new(in_flight))
         });
         async move {
-            let Connection {
-                gateway,
-                upstream,
-                entry_point,
-                origin,
-                edge,
-                timeouts,
-                ..
-            } = flight.connection();
             // Only a body still to come needs the clock.
-            let read_by = match timeouts.read {
+            let read_by = match flight.connection().timeouts.read {
                 Some(read) if !hyper::body::Body::is_end_stream(request.body()) => {
                     Some(flight.started() + read)
                 }
@@ -262,37 +319,73 @@ where
             if let Some(tunnel) = tunnel {
                 request.extensions_mut().insert(tunnel);
             }
-            let (response, write_by) = {
-                // Pinned where it is made and awaited through the pin:
-                // moved into `.await`'s slot or `timeout_at`, the request's
-                // whole future would be copied (boxed, it is copied into the
-                // box: measured, more instructions).
-                let handled = pin!(gateway.handle(upstream, entry_point, edge, origin, request));
-                match timeouts.write {
-                    None => (handled.await, None),
-                    Some(write) => {
-                        let write_by = tokio::time::Instant::now() + write;
-                        match tokio::time::timeout_at(write_by, handled).await {
-                            Ok(response) => (response, Some(write_by)),
-                            Err(_) => {
-                                return Err(std::io::Error::new(
-                                    std::io::ErrorKind::TimedOut,
-                                    "no response within writeTimeout",
-                                ));
-                            }
-                        }
-                    }
-                }
-            };
-            Ok(response.map(|body| Answer::new(body, write_by, flight)))
+            pin!(respond(flight, request)).await
         }
     });
-    let io = Guarded::new(io, connection_of_io, timeouts);
     watcher
         .watch(
             builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .serve_connection_with_upgrades(TokioIo::new(Prefixed::new(read, io)), service)
                 .into_owned(),
         )
         .await
+}
+
+/// A stream whose first bytes were already read: they are read again
+/// first (hyper reads a connection the gateway's own path handed over).
+struct Prefixed<I> {
+    read: Bytes,
+    io: I,
+}
+
+impl<I> Prefixed<I> {
+    fn new(read: Bytes, io: I) -> Self {
+        Self { read, io }
+    }
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.is_empty() {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        let n = this.read.len().min(buf.remaining());
+        buf.put_slice(&this.read.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }

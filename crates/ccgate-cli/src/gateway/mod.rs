@@ -16,6 +16,7 @@ mod access_log;
 mod connector;
 mod error;
 mod h1_client;
+mod h1_server;
 mod h2_pool;
 mod handler;
 mod health;

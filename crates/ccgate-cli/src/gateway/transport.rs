@@ -435,7 +435,9 @@ fn timed_out(what: &'static str) -> Box<dyn std::error::Error + Send + Sync> {
 /// A caller's request body, cut off at its `readTimeout` deadline.
 #[derive(Debug)]
 pub(crate) struct CallerBody {
-    body: Incoming,
+    /// `None`: a request the gateway's own HTTP/1.1 path read, which has
+    /// no body.
+    body: Option<Incoming>,
     deadline: Option<Instant>,
     /// Armed the first time the body has to wait.
     timer: Option<Pin<Box<Sleep>>>,
@@ -447,8 +449,17 @@ impl CallerBody {
     pub(crate) fn new(body: Incoming, deadline: Option<Instant>) -> Self {
         let deadline = deadline.filter(|_| !body.is_end_stream());
         Self {
-            body,
+            body: Some(body),
             deadline,
+            timer: None,
+        }
+    }
+
+    /// The body of a request that has none.
+    pub(crate) fn empty() -> Self {
+        Self {
+            body: None,
+            deadline: None,
             timer: None,
         }
     }
@@ -463,7 +474,10 @@ impl Body for CallerBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.body).poll_frame(cx) {
+        let Some(body) = this.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(body).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
             Poll::Pending => {
                 let Some(deadline) = this.deadline else {
@@ -482,11 +496,13 @@ impl Body for CallerBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.body.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 
