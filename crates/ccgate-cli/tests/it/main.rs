@@ -9,6 +9,7 @@ mod edge_safety;
 mod examples_check;
 mod forward_auth;
 mod gateway_auth;
+mod gateway_caller_http1;
 mod gateway_grpc;
 mod gateway_h2;
 mod gateway_health;
