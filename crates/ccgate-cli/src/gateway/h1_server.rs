@@ -17,6 +17,7 @@
 //! with the first bytes of the body into one write.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -152,9 +153,12 @@ fn parse(buf: &mut BytesMut) -> Result<Taken, NotTaken> {
     // Where each line's name and value are in the head.
     let mut spans = [[0u32; 4]; MAX_HEADERS];
     let (len, method, target, count, close) = {
-        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut raw);
-        let len = match parsed.parse(buf) {
+        // Uninitialised, as hyper's: 100 empty headers would be written
+        // on every parse.
+        let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut []);
+        let config = httparse::ParserConfig::default();
+        let len = match config.parse_request_with_uninit_headers(&mut parsed, buf, &mut raw) {
             Ok(httparse::Status::Complete(len)) if len <= MAX_HEADER_BYTES => len,
             Ok(httparse::Status::Partial) => return Err(NotTaken::Partial),
             _ => return Err(NotTaken::Other),
