@@ -67,7 +67,8 @@ where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let mut read = BytesMut::with_capacity(READ_CHUNK);
-    let mut write = Vec::with_capacity(READ_CHUNK);
+    // Grown by the first answer: an idle connection holds no write buffer.
+    let mut write = Vec::new();
     loop {
         let (request, close) = loop {
             match parse(&mut read) {

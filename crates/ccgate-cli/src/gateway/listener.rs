@@ -1,6 +1,8 @@
 //! Entry points: accept connections (at most `transport.maxConnections`
 //! open at once), speak HTTP/1.1 and HTTP/2 (h2c by prior knowledge, or
-//! TLS with ALPN), bound header sizes and, through [`super::transport`],
+//! TLS with ALPN): body-less HTTP/1.1 requests on the gateway's own path
+//! ([`super::h1_server`]), the rest with hyper's server. Bound header
+//! sizes and, through [`super::transport`],
 //! the time to read requests and write responses, and let connections
 //! finish on shutdown.
 
