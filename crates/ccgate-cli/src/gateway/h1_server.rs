@@ -248,9 +248,8 @@ impl Framing {
                     .ok_or_else(|| io::Error::other("body longer than its Content-Length"))?;
             }
             Self::Chunked => {
-                let mut size = [0u8; 16];
-                let digits = hex(len, &mut size);
-                out.extend_from_slice(digits);
+                let mut digits = [0u8; 20];
+                out.extend_from_slice(in_base(len as u64, 16, &mut digits));
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -281,13 +280,14 @@ impl Framing {
     }
 }
 
-/// `n` in lower-case hexadecimal, written into the end of `buf`.
-fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+/// `n` in `base` (10 or 16, lower case), written into the end of `buf`:
+/// lengths and chunk sizes without a `String` per answer.
+fn in_base(mut n: u64, base: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
-        buf[at] = b"0123456789abcdef"[n % 16];
-        n /= 16;
+        buf[at] = b"0123456789abcdef"[(n % base) as usize];
+        n /= base;
         if n == 0 {
             return &buf[at..];
         }
@@ -381,7 +381,8 @@ where
         match body.size_hint().exact().or(declared) {
             Some(length) => {
                 out.extend_from_slice(b"content-length: ");
-                out.extend_from_slice(length.to_string().as_bytes());
+                let mut digits = [0u8; 20];
+                out.extend_from_slice(in_base(length, 10, &mut digits));
                 out.extend_from_slice(b"\r\n");
                 Framing::Length(length)
             }
@@ -739,11 +740,14 @@ mod tests {
     }
 
     #[test]
-    fn hex_sizes() {
-        let mut buf = [0u8; 16];
-        assert_eq!(hex(0, &mut buf), b"0");
-        assert_eq!(hex(255, &mut buf), b"ff");
-        assert_eq!(hex(0x10_0000, &mut buf), b"100000");
-        assert_eq!(hex(usize::MAX, &mut buf), b"ffffffffffffffff");
+    fn lengths_and_chunk_sizes() {
+        let mut buf = [0u8; 20];
+        assert_eq!(in_base(0, 16, &mut buf), b"0");
+        assert_eq!(in_base(255, 16, &mut buf), b"ff");
+        assert_eq!(in_base(0x10_0000, 16, &mut buf), b"100000");
+        assert_eq!(in_base(u64::MAX, 16, &mut buf), b"ffffffffffffffff");
+        assert_eq!(in_base(0, 10, &mut buf), b"0");
+        assert_eq!(in_base(1234, 10, &mut buf), b"1234");
+        assert_eq!(in_base(u64::MAX, 10, &mut buf), b"18446744073709551615");
     }
 }
