@@ -1,7 +1,9 @@
 //! HTTP/1.1 to an upstream server without hyper's client, for requests
 //! without a body (most machine-to-machine calls): the request that holds
 //! a [`Connection`] writes its head and reads the response on it, in its
-//! own task, with no channel to a connection task between them.
+//! own task, with no channel to a connection task between them. The
+//! response's header lines are kept as they came ([`HeaderLines`], in the
+//! [`Body`]), not made into a `HeaderMap`.
 //!
 //! Strict where a mistake would mix two callers' answers on one pooled
 //! connection: a response head that httparse rejects, conflicting
@@ -18,12 +20,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header;
 use http::{Method, Request, Response, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::io::poll_read_buf;
+
+use super::header_lines::{HeaderLines, Kind};
 
 /// Header lines of a response (hyper's client allows as many).
 const MAX_HEADERS: usize = 100;
@@ -143,7 +147,8 @@ impl Connection {
     }
 
     /// Writes `request`'s head (it has no body) and reads the response
-    /// head; its body is read from the returned [`Body`].
+    /// head; its body is read from the returned [`Body`], which holds its
+    /// header lines too (the response's map is empty).
     ///
     /// # Errors
     ///
@@ -178,10 +183,10 @@ impl Connection {
                     connection: Some(self),
                     framing,
                     reusable,
+                    lines: Some(head.lines),
                 });
                 *response.status_mut() = head.status;
                 *response.version_mut() = head.version;
-                *response.headers_mut() = head.headers;
                 if let Some(reason) = head.reason {
                     response.extensions_mut().insert(reason);
                 }
@@ -243,12 +248,12 @@ fn encode_head<B>(request: &Request<B>, out: &mut Vec<u8>) {
 }
 
 /// A response head, with what its framing depends on, noted while its
-/// header lines were copied (no look-ups in the map afterwards).
+/// header lines were parsed (no look-ups afterwards).
 #[derive(Debug)]
 struct Head {
     status: StatusCode,
     version: Version,
-    headers: HeaderMap,
+    lines: HeaderLines,
     /// The `Content-Length`: every value (and list member) the same.
     length: Option<u64>,
     /// Whether `Transfer-Encoding` was sent, and whether its last coding
@@ -269,6 +274,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, H1Error> {
     // Where each header's name and value are in the head (u16: a head is
     // at most MAX_HEAD bytes).
     let mut spans = [[0u16; 4]; MAX_HEADERS];
+    let mut kinds = [Kind::Other; MAX_HEADERS];
     let mut length = None;
     let mut chunked = None;
     let mut close = false;
@@ -291,7 +297,11 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, H1Error> {
         };
         let base = buf.as_ptr() as usize;
         let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u16;
-        for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
+        for ((span, kind), field) in spans
+            .iter_mut()
+            .zip(kinds.iter_mut())
+            .zip(response.headers.iter())
+        {
             let (name, value) = (field.name.as_bytes(), field.value);
             *span = [
                 offset(name),
@@ -299,16 +309,20 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, H1Error> {
                 offset(value),
                 offset(value) + value.len() as u16,
             ];
-            if name.eq_ignore_ascii_case(b"content-length") {
-                length = Some(content_length(value, length)?);
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            *kind = Kind::of(name);
+            match *kind {
+                Kind::Length => length = Some(content_length(value, length)?),
                 // The last coding of the last line counts (RFC 9112 §6.3).
-                let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
-                chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            } else if name.eq_ignore_ascii_case(b"connection") {
-                close |= value
-                    .split(|&b| b == b',')
-                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+                Kind::Coding => {
+                    let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                    chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                }
+                Kind::Connection => {
+                    close |= value
+                        .split(|&b| b == b',')
+                        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+                }
+                _ => {}
             }
         }
         (
@@ -322,7 +336,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, H1Error> {
             response.headers.len(),
         )
     };
-    let head = buf.split_to(len).freeze();
+    let head = buf.split_to(len);
     let status =
         StatusCode::from_u16(code).map_err(|_| H1Error::Malformed("invalid status code"))?;
     let version = if version == 0 {
@@ -330,25 +344,17 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, H1Error> {
     } else {
         Version::HTTP_11
     };
-    let mut headers = HeaderMap::with_capacity(count);
-    for &[name_start, name_end, value_start, value_end] in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
-            .map_err(|_| H1Error::Malformed("invalid header name"))?;
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(value_start as usize..value_end as usize))
-                .map_err(|_| H1Error::Malformed("invalid header value"))?;
-        headers.append(name, value);
-    }
     // A reason phrase other than the status code's own goes on, as
     // hyper's client and server pass it (`hyper::ext::ReasonPhrase`).
     let reason = reason
-        .map(|(start, len)| head.slice(start..start + len))
-        .filter(|reason| Some(&reason[..]) != status.canonical_reason().map(str::as_bytes))
-        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason).ok());
+        .map(|(start, len)| &head[start..start + len])
+        .filter(|reason| Some(*reason) != status.canonical_reason().map(str::as_bytes))
+        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(Bytes::copy_from_slice(reason)).ok());
+    let lines = HeaderLines::keep(head, &spans[..count], &kinds[..count]);
     Ok(Some(Head {
         status,
         version,
-        headers,
+        lines,
         length,
         chunked,
         close,
@@ -521,9 +527,17 @@ pub(crate) struct Body {
     connection: Option<Connection>,
     framing: Framing,
     reusable: bool,
+    /// The response's header lines, until whoever writes the answer takes
+    /// them: the response itself has an empty `HeaderMap`.
+    lines: Option<HeaderLines>,
 }
 
 impl Body {
+    /// The response's header lines (once).
+    pub(crate) fn take_header_lines(&mut self) -> Option<HeaderLines> {
+        self.lines.take()
+    }
+
     /// Whether the whole body has been read.
     pub(crate) fn is_done(&self) -> bool {
         matches!(self.framing, Framing::Done)

@@ -30,6 +30,7 @@ use hyper::body::Frame;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
+use super::header_lines::HeaderLines;
 use super::listener::{Connection, MAX_HEADER_BYTES, respond};
 use super::transport::{CallerBody, Flight};
 
@@ -95,9 +96,9 @@ where
             }
         };
         let flight = Flight::begin(Arc::clone(connection));
-        let response = pin!(respond(flight, request)).await?;
+        let (response, lines) = pin!(respond(flight, request)).await?;
         let close = close || *stop.borrow();
-        if write_response(io, &mut write, response, close).await? {
+        if write_response(io, &mut write, response, lines.as_ref(), close).await? {
             io.shutdown().await?;
             return Ok(Ended::Closed);
         }
@@ -316,8 +317,9 @@ fn poll_next<B: hyper::body::Body<Data = Bytes> + Unpin>(
 }
 
 /// Writes `response` to `io` (`out` is the connection's write buffer),
-/// with `connection: close` when `close` or when the response itself
-/// asks to close; returns whether the connection is to close.
+/// the server's header `lines` first when it has them, with
+/// `connection: close` when `close` or when the response itself asks to
+/// close; returns whether the connection is to close.
 ///
 /// # Errors
 ///
@@ -327,6 +329,7 @@ async fn write_response<I, B>(
     io: &mut I,
     out: &mut Vec<u8>,
     response: Response<B>,
+    lines: Option<&HeaderLines>,
     mut close: bool,
 ) -> io::Result<bool>
 where
@@ -349,6 +352,10 @@ where
     out.extend_from_slice(b"\r\n");
     let mut declared = None;
     let mut dated = false;
+    if let Some(lines) = lines {
+        lines.write_to(out);
+        dated = lines.has_date();
+    }
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH {
             declared = std::str::from_utf8(value.as_bytes())
@@ -624,7 +631,7 @@ mod tests {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (mut io, mut out) = (Vec::new(), Vec::new());
-        let close = write_response(&mut io, &mut out, response, close)
+        let close = write_response(&mut io, &mut out, response, None, close)
             .await
             .expect("written");
         (String::from_utf8(io).expect("ASCII"), close)
@@ -654,6 +661,28 @@ mod tests {
         assert_eq!(
             without_date(&answer),
             "HTTP/1.1 200 OK\r\nx-up: 1\r\ncontent-length: 5\r\n\r\nhello"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_servers_header_lines_are_written_through_and_its_date_kept() {
+        let lines = HeaderLines::of_head(
+            b"HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 5\r\n\
+              Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: keep-alive\r\n\r\n",
+        );
+        let mut response = Response::new(Full::new(Bytes::from_static(b"hello")));
+        response
+            .headers_mut()
+            .insert("x-added", HeaderValue::from_static("1"));
+        let (mut io, mut out) = (Vec::new(), Vec::new());
+        let close = write_response(&mut io, &mut out, response, Some(&lines), false)
+            .await
+            .expect("written");
+        assert!(!close);
+        assert_eq!(
+            String::from_utf8(io).unwrap(),
+            "HTTP/1.1 200 OK\r\nserver: up\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             x-added: 1\r\ncontent-length: 5\r\n\r\nhello"
         );
     }
 
@@ -689,7 +718,7 @@ mod tests {
                 .headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static(declared));
             let (mut io, mut out) = (Vec::new(), Vec::new());
-            let error = write_response(&mut io, &mut out, response, false).await;
+            let error = write_response(&mut io, &mut out, response, None, false).await;
             assert!(error.is_err(), "Content-Length {declared} for 3 bytes");
         }
     }

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::Either;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -25,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use super::StartError;
 use super::h1_server;
 use super::handler::{Body, Gateway};
+use super::header_lines::HeaderLines;
 use super::proxy::Origin;
 use super::transport::{
     Activity, Answer, CallerBody, Flight, Guarded, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT,
@@ -233,7 +235,9 @@ impl AsRef<Activity> for Connection {
 }
 
 /// Answers `request`, in flight as `flight`, on its connection; the
-/// response's body ends at the `writeTimeout` deadline.
+/// response's body ends at the `writeTimeout` deadline. An answer from an
+/// HTTP/1.1 server comes with its header lines ([`HeaderLines`]) beside
+/// an empty map, for the writer to copy or to make a map of.
 ///
 /// # Errors
 ///
@@ -242,7 +246,10 @@ impl AsRef<Activity> for Connection {
 pub(super) async fn respond(
     flight: Flight<Connection>,
     request: http::Request<CallerBody>,
-) -> std::io::Result<http::Response<Answer<Body, Connection>>> {
+) -> std::io::Result<(
+    http::Response<Answer<Body, Connection>>,
+    Option<HeaderLines>,
+)> {
     let Connection {
         gateway,
         upstream,
@@ -252,7 +259,7 @@ pub(super) async fn respond(
         timeouts,
         ..
     } = flight.connection();
-    let (response, write_by) = {
+    let (mut response, write_by) = {
         // Pinned where it is made and awaited through the pin: moved into
         // `.await`'s slot or `timeout_at`, the request's whole future
         // would be copied (boxed, it is copied into the box: measured,
@@ -274,7 +281,16 @@ pub(super) async fn respond(
             }
         }
     };
-    Ok(response.map(|body| Answer::new(body, write_by, flight)))
+    // An HTTP/1.1 server's answer has its header lines beside an empty
+    // map: the writer copies them as they came.
+    let lines = match response.body_mut() {
+        Either::Left(upstream) => upstream.take_header_lines(),
+        Either::Right(_) => None,
+    };
+    Ok((
+        response.map(|body| Answer::new(body, write_by, flight)),
+        lines,
+    ))
 }
 
 /// Serves HTTP on one accepted connection (plain or TLS) until it ends:
@@ -321,7 +337,11 @@ where
             if let Some(tunnel) = tunnel {
                 request.extensions_mut().insert(tunnel);
             }
-            pin!(respond(flight, request)).await
+            let (mut response, lines) = pin!(respond(flight, request)).await?;
+            if let Some(lines) = lines {
+                lines.append_to(response.headers_mut());
+            }
+            Ok::<_, std::io::Error>(response)
         }
     });
     watcher

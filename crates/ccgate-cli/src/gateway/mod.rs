@@ -19,6 +19,7 @@ mod h1_client;
 mod h1_server;
 mod h2_pool;
 mod handler;
+mod header_lines;
 mod health;
 mod listener;
 mod metrics;

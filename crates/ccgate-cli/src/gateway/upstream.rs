@@ -46,6 +46,7 @@ use super::connector::{ConnectError, Direct, Limits, Opened, Scheme};
 pub(crate) use super::connector::{Key, Target};
 use super::h1_client::{self, Connection, H1Error};
 use super::h2_pool::H2Pool;
+use super::header_lines::HeaderLines;
 use super::transport::CallerBody;
 
 /// How often every server's idle list is cleared of expired and closed
@@ -589,6 +590,15 @@ impl<B> UpstreamBody<B> {
             body,
             give_back: None,
         })
+    }
+
+    /// The header lines of an answer from a [`Connection`] of
+    /// [`h1_client`] (whose `HeaderMap` is empty), for the writer.
+    pub(crate) fn take_header_lines(&mut self) -> Option<HeaderLines> {
+        match &mut self.0 {
+            Inner::Direct { body, .. } => body.take_header_lines(),
+            Inner::Pooled { .. } => None,
+        }
     }
 
     fn finished(&mut self) {

@@ -18,7 +18,7 @@ fn text(len: usize) -> String {
 }
 
 /// nginx serving `dir`'s files on `/files/`, with gzip on the fly
-/// (chunked), `/empty` (204), `/closing` (`Connection: close` on every
+/// (chunked), `/empty` (204), `/hop` (hop-by-hop headers), `/closing` (`Connection: close` on every
 /// answer, `keepalive_timeout 0`) and the connection serial in `x-conn`.
 async fn nginx(dir: &TempDir, port: u16, closing_port: u16) -> Proxy {
     let root = dir.path().display();
@@ -32,6 +32,9 @@ async fn nginx(dir: &TempDir, port: u16, closing_port: u16) -> Proxy {
              \x20 gzip on; gzip_min_length 1; gzip_types text/plain;\n\
              \x20 location /files/ {{ alias {root}/; default_type text/plain; etag on; }}\n\
              \x20 location = /empty {{ return 204; }}\n\
+             \x20 location = /hop {{ add_header Connection X-Private; add_header X-Private secret;\
+             add_header Keep-Alive timeout=5; add_header Upgrade h2c; add_header Trailer x-t;\
+             add_header Proxy-Authenticate Basic; add_header X-Kept 1; return 200 hop; }}\n\
              }}\n\
              server {{\n\
              \x20 listen 127.0.0.1:{closing_port};\n\
@@ -44,14 +47,14 @@ async fn nginx(dir: &TempDir, port: u16, closing_port: u16) -> Proxy {
     .await
 }
 
-/// ccgate with `/files`, `/empty` to nginx, `/closing` to its closing
+/// ccgate with `/files`, `/empty`, `/hop` to nginx, `/closing` to its closing
 /// server.
 async fn gateway(dir: &TempDir, nginx: u16, closing: u16) -> (Ccgate, String) {
     let web = free_port();
     let config = format!(
         "entryPoints:\n  web: {{ address: \"127.0.0.1:{web}\" }}\n\
          http:\n  routers:\n\
-         \x20   files: {{ rule: \"PathPrefix(`/files`) || Path(`/empty`)\", service: files }}\n\
+         \x20   files: {{ rule: \"PathPrefix(`/files`) || Path(`/empty`) || Path(`/hop`)\", service: files }}\n\
          \x20   closing: {{ rule: \"PathPrefix(`/closing`)\", service: closing }}\n\
          \x20 services:\n\
          \x20   files: {{ loadBalancer: {{ servers: [{{ url: \"http://127.0.0.1:{nginx}\" }}] }} }}\n\
@@ -196,4 +199,109 @@ async fn an_answer_with_connection_close_is_never_followed_on_its_connection() {
     }
     seen.dedup();
     assert_eq!(seen.len(), 3, "a new connection each time: {seen:?}");
+}
+
+/// The answer to `request` on a new connection, read to its end.
+async fn raw(url: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("an answer within 10 s")
+    .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+/// The header names of an HTTP/1.1 answer, as written.
+fn names(answer: &str) -> Vec<&str> {
+    let head = answer.split("\r\n\r\n").next().unwrap();
+    head.split("\r\n")
+        .skip(1)
+        .map(|line| line.split(':').next().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_servers_hop_by_hop_headers_never_reach_the_caller() {
+    let files = TempDir::new();
+    let dir = TempDir::new();
+    let (port, closing) = (free_port(), free_port());
+    let _nginx = nginx(&files, port, closing).await;
+    let (_ccgate, url) = gateway(&dir, port, closing).await;
+    let dropped = [
+        "x-private",
+        "keep-alive",
+        "upgrade",
+        "trailer",
+        "proxy-authenticate",
+    ];
+    // nginx does send them all.
+    let direct = raw(
+        &format!("127.0.0.1:{port}"),
+        "GET /hop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let direct_names = names(&direct);
+    for name in dropped {
+        assert!(
+            direct_names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+            "{name}: {direct}"
+        );
+    }
+    assert!(direct.contains("\r\nConnection: X-Private\r\n"), "{direct}");
+    // The gateway's own writer (a GET) and hyper's (a HEAD).
+    for method in ["GET", "HEAD"] {
+        let answer = raw(
+            &url,
+            &format!("{method} /hop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        let names = names(&answer);
+        for name in dropped {
+            assert!(
+                !names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+                "{method}: {answer}"
+            );
+        }
+        assert!(answer.contains("\r\nx-kept: 1\r\n"), "{method}: {answer}");
+        assert!(answer.contains("\r\nserver: nginx"), "{method}: {answer}");
+        assert_eq!(
+            names.iter().filter(|n| **n == "content-length").count(),
+            1,
+            "{method}: {answer}"
+        );
+        assert_eq!(
+            names.iter().filter(|n| **n == "date").count(),
+            1,
+            "nginx's date, no second one: {answer}"
+        );
+        assert_eq!(
+            names.iter().filter(|n| **n == "connection").count(),
+            1,
+            "ccgate's own `close` only: {answer}"
+        );
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+        let body = if method == "GET" { "hop" } else { "" };
+        assert!(answer.ends_with(&format!("\r\n\r\n{body}")), "{answer}");
+    }
+    // An HTTP/2 caller: hyper's server, with a map made of the lines.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let answer = h2.get(format!("{url}/hop")).send().await.unwrap();
+    assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+    assert_eq!(answer.headers()["x-kept"], "1");
+    for name in dropped {
+        assert!(answer.headers().get(name).is_none(), "{name}");
+    }
+    assert_eq!(answer.text().await.unwrap(), "hop");
 }
