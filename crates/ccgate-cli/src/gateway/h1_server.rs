@@ -36,6 +36,8 @@ use super::transport::{CallerBody, Flight};
 
 /// Header lines per request head, as hyper allows.
 const MAX_HEADERS: usize = 100;
+/// Header lines a request may gain on its way up, made room for.
+const ADDED_LINES: usize = 6;
 /// Bytes asked of each read.
 const READ_CHUNK: usize = 8 * 1024;
 /// Body bytes gathered behind the head before they are written.
@@ -199,7 +201,11 @@ fn parse(buf: &mut BytesMut) -> Result<Taken, NotTaken> {
     let Ok(uri) = Uri::from_maybe_shared(slice(target)) else {
         return hand_back(buf, &head);
     };
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for the lines the gateway adds (`X-Real-Ip`, the three
+    // `X-Forwarded-*`, a middleware's claim headers): a full map is grown,
+    // every entry moved and rehashed, twice per request at the usual two
+    // lines.
+    let mut headers = HeaderMap::with_capacity(count + ADDED_LINES);
     for &[name_start, name_end, value_start, value_end] in &spans[..count] {
         let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize]);
         let value = HeaderValue::from_maybe_shared(slice([value_start, value_end]));
