@@ -38,19 +38,19 @@ impl Kind {
     pub(crate) fn of(name: &[u8]) -> Self {
         // The length first: most names are none of these, and few share
         // a length with one.
-        let is = |known: &str| is(name, known.as_bytes());
+        let named = |known: &str| is(name, known.as_bytes());
         match name.len() {
-            2 if is("te") => Self::HopByHop,
-            4 if is("date") => Self::Date,
-            7 if is("trailer") || is("upgrade") => Self::HopByHop,
-            10 if is("connection") => Self::Connection,
-            10 if is("keep-alive") => Self::HopByHop,
-            14 if is("content-length") => Self::Length,
-            14 if is("http2-settings") => Self::HopByHop,
-            16 if is("proxy-connection") => Self::HopByHop,
-            17 if is("transfer-encoding") => Self::Coding,
-            18 if is("proxy-authenticate") => Self::HopByHop,
-            19 if is("proxy-authorization") => Self::HopByHop,
+            2 if named("te") => Self::HopByHop,
+            4 if named("date") => Self::Date,
+            7 if named("trailer") || named("upgrade") => Self::HopByHop,
+            10 if named("connection") => Self::Connection,
+            10 if named("keep-alive") => Self::HopByHop,
+            14 if named("content-length") => Self::Length,
+            14 if named("http2-settings") => Self::HopByHop,
+            16 if named("proxy-connection") => Self::HopByHop,
+            17 if named("transfer-encoding") => Self::Coding,
+            18 if named("proxy-authenticate") => Self::HopByHop,
+            19 if named("proxy-authorization") => Self::HopByHop,
             _ => Self::Other,
         }
     }
@@ -76,11 +76,20 @@ impl Line {
 }
 
 /// An upstream answer's header lines, hop-by-hop ones left out.
-#[derive(Debug)]
 pub(crate) struct HeaderLines {
     head: Bytes,
     lines: Vec<Line>,
     dated: bool,
+}
+
+/// The number of lines only: values (a `Set-Cookie`, a token an upstream
+/// echoes) stay out of debug output and logs.
+impl std::fmt::Debug for HeaderLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderLines")
+            .field("lines", &self.lines.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl HeaderLines {
@@ -262,6 +271,11 @@ mod tests {
                     connection: x-later\r\nX-Later: 2\r\nContent-Length: 0\r\n\r\n";
         let lines = HeaderLines::of_head(raw);
         assert_eq!(written(&lines), "x-kept: 1\r\n");
+        let debug = format!("{lines:?}");
+        assert!(
+            !debug.contains("secret") && !debug.contains("eA=="),
+            "{debug}"
+        );
         let mut map = HeaderMap::new();
         lines.append_to(&mut map);
         let names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
