@@ -16,7 +16,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// §7.6.1), and `HTTP2-Settings`, which only an `h2c` upgrade carries
 /// (RFC 7540 §3.2.1: connection-specific), so it never reaches a server
 /// whether `Connection` names it or not.
-const HOP_BY_HOP: [&str; 9] = [
+pub(crate) const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",

@@ -321,6 +321,21 @@ mod tests {
     }
 
     #[test]
+    fn the_hop_by_hop_names_are_the_edges() {
+        // One list, two look-ups: the edge's map removal and this match
+        // must never drift apart.
+        for name in crate::edge::hop_by_hop::HOP_BY_HOP {
+            for name in [name.to_owned(), name.to_ascii_uppercase()] {
+                let kind = Kind::of(name.as_bytes());
+                assert!(
+                    matches!(kind, Kind::HopByHop | Kind::Connection),
+                    "{name}: {kind:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_byte_httparse_takes_in_a_line_http_takes_too() {
         for byte in 0..=255u8 {
             let mut raw = b"HTTP/1.1 200 OK\r\nx".to_vec();
